@@ -1,0 +1,5 @@
+"""Entry point for `python -m voicecoach`."""
+
+from voicecoach.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""Cue wording, one table per language: the only place that decides what the coach says around the routine's own text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Wording:
+    """Everything the coach says that is not written in the routine file."""
+
+    start: str
+    start_short: str
+    cautions_intro: str
+    first_up: str
+    next_up: str
+    exercise: str
+    hold: str
+    halfway: str
+    numbers: tuple[str, ...]
+    switch_sides: str
+    side: str
+    set: str
+    last_set: str
+    rep: str
+    last_rep: str
+    breath_in: str
+    breath_out: str
+    breath_hold: str
+    rest: str
+    rest_sets: str
+    finish: str
+    seconds: tuple[str, str]
+    minutes: tuple[str, str]
+    hours: tuple[str, str]
+    and_: str
+
+    def number(self, n: int) -> str:
+        return self.numbers[n] if 0 <= n < len(self.numbers) else str(n)
+
+    def duration(self, seconds: float) -> str:
+        """Spoken length: "20 seconds", "1 minute 30 seconds", "about an hour" stays numeric."""
+        total = max(1, round(seconds))
+        h, rem = divmod(total, 3600)
+        m, s = divmod(rem, 60)
+        parts = []
+        for value, (one, many) in ((h, self.hours), (m, self.minutes), (s, self.seconds)):
+            if value:
+                parts.append(f"{value} {one if value == 1 else many}")
+        if len(parts) > 1:
+            return " ".join(parts[:-1]) + f" {self.and_} " + parts[-1]
+        return parts[0]
+
+
+ENGLISH = Wording(
+    start="{title}. This session takes about {minutes}. Get your mat ready.",
+    start_short="{title}. About {minutes}.",
+    cautions_intro="Before we begin.",
+    first_up="First: {name}.",
+    next_up="Coming up next: {name}.",
+    exercise="{name}.",
+    hold="Hold for {duration}.",
+    halfway="Halfway there.",
+    numbers=(
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+        "eighteen", "nineteen", "twenty",
+    ),
+    switch_sides="Switch sides. Now the {side} side.",
+    side="{side} side first.",
+    set="Set {n} of {total}.",
+    last_set="Last set.",
+    rep="{count}.",
+    last_rep="{count}, last one.",
+    breath_in="Breathe in.",
+    breath_out="Breathe out.",
+    breath_hold="Hold your breath.",
+    rest="Rest for {duration}.",
+    rest_sets="Rest for {duration} before the next set.",
+    finish="Well done. That is the end of {title}.",
+    seconds=("second", "seconds"),
+    minutes=("minute", "minutes"),
+    hours=("hour", "hours"),
+    and_="and",
+)
+
+LANGUAGES: dict[str, Wording] = {"en": ENGLISH}
+
+
+def wording(language: str) -> Wording:
+    """The table for a language tag such as `en` or `en-GB`."""
+    base = language.split("-")[0].lower()
+    if base not in LANGUAGES:
+        raise KeyError(language)
+    return LANGUAGES[base]

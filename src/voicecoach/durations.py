@@ -1,0 +1,57 @@
+"""Parse and format the durations routine files use: `20s`, `1m30s`, `1h`, or a plain number of seconds."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s|ms)")
+_WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:h|m|s|ms)\s*)+$")
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+#: Nothing a person holds or rests on a mat lasts longer than this.
+MAX_SECONDS = 4 * 3600.0
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `20s`, `1m30s`, `1h`, `500ms` or a number; ValueError explains what is wrong."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 20s or 1m30s, not true/false")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if _NUMBER.match(text):
+            seconds = float(text)
+        elif _WHOLE.match(text):
+            seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
+        else:
+            raise ValueError(f"{value!r} is not a duration: write it like 20s, 1m30s or 1h")
+    else:
+        raise ValueError("expected a duration such as 20s or 1m30s")
+    if seconds != seconds or seconds <= 0:
+        raise ValueError("a duration must be more than zero seconds")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{seconds:g} s is longer than the 4 hour limit for one step")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Compact form for tables and YAML: 20s, 1m30s, 1h."""
+    total = round(seconds)
+    if total < 60:
+        return f"{seconds:g}s" if seconds != total else f"{total}s"
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    parts = [f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s else ""]
+    return "".join(parts)
+
+
+def format_clock(seconds: float) -> str:
+    """`m:ss.s` (or `h:mm:ss`) for timelines."""
+    if seconds >= 3600:
+        h, rem = divmod(int(seconds), 3600)
+        m, s = divmod(rem, 60)
+        return f"{h}:{m:02d}:{s:02d}"
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}"

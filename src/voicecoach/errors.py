@@ -1,0 +1,64 @@
+"""The two kinds of failure voicecoach reports: user mistakes (exit 2) and faults (exit 1)."""
+
+from __future__ import annotations
+
+
+class VoicecoachError(Exception):
+    """Base class: carries one line for the user and the exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def line(self) -> str:
+        """The single line shown on stderr."""
+        return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+class UserError(VoicecoachError):
+    """Something the user can fix: a bad routine file, an unknown id, a missing file."""
+
+    exit_code = 2
+
+
+class RoutineError(UserError):
+    """A problem in a routine file, located at PATH:LINE:COL."""
+
+    def __init__(
+        self, path: str, line: int, col: int, message: str, *, fix: str | None = None
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.path = path
+        self.lineno = line
+        self.col = col
+
+    def line(self) -> str:
+        return f"{self.path}:{self.lineno}:{self.col}: {super().line()}"
+
+
+class RoutineErrors(UserError):
+    """Several problems found in one routine file (validate reports each of them)."""
+
+    def __init__(self, errors: list[RoutineError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+    def line(self) -> str:
+        return self.errors[0].line()
+
+
+class Fault(VoicecoachError):
+    """Something broke that the user did not cause: the speech engine, the encoder, the disk."""
+
+    exit_code = 1
+
+
+class EngineError(Fault):
+    """The speech engine could not start or could not render a cue."""
+
+
+class EncoderError(Fault):
+    """ffmpeg failed or is missing."""

@@ -1,0 +1,322 @@
+"""Load routine files: YAML with line/column tracking, strict validation, errors at PATH:LINE:COL."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from voicecoach.errors import RoutineError, RoutineErrors, UserError
+from voicecoach.model import Routine
+
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_NODES = 50_000
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class _Marks:
+    """Where each value (and each mapping key) sits in the file, by path."""
+
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+
+def load_routine(path: str | Path, *, routine_id: str | None = None) -> Routine:
+    """Read, parse and validate one routine file; raise RoutineErrors listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    text = _read_text(path, shown)
+    data, marks = _parse(text, shown)
+    return _validate(data, marks, shown, routine_id or id_from_path(path))
+
+
+def id_from_path(path: Path) -> str:
+    stem = path.name.split(".")[0]
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "routine"
+
+
+def _one(path: str, line: int, col: int, message: str, fix: str | None = None) -> RoutineErrors:
+    return RoutineErrors([RoutineError(path, line, col, message, fix=fix)])
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UserError(f"{shown}: no such file", fix="check the path, or run `voicecoach list`") from None
+    except OSError as exc:
+        raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
+    if path.is_dir():
+        raise UserError(f"{shown}: is a directory, not a routine file")
+    if size > MAX_BYTES:
+        raise _one(shown, 1, 1, f"file is {size / 1e6:.1f} MB; a routine file may be at most 1 MB",
+                   "split it into several routines")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
+    return _decode(raw, shown)
+
+
+def _decode(raw: bytes, shown: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise _one(shown, line, col, f"byte 0x{raw[exc.start]:02x} is not UTF-8 text",
+                   "save the file as UTF-8") from None
+
+
+def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
+    if not text.strip():
+        raise _one(shown, 1, 1, "the file is empty", "a routine needs a title and exercises")
+    try:
+        _check_shape(text, shown)
+        documents = list(yaml.compose_all(text, Loader=_SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise _one(shown, line, col, f"YAML syntax: {problem}", _yaml_fix(problem)) from None
+    except yaml.YAMLError as exc:
+        raise _one(shown, 1, 1, f"YAML syntax: {exc}") from None
+    documents = [d for d in documents if d is not None]
+    if len(documents) != 1:
+        if not documents:
+            raise _one(shown, 1, 1, "the file holds no routine", "a routine needs a title and exercises")
+        extra = documents[1].start_mark
+        raise _one(shown, extra.line + 1, extra.column + 1, "more than one YAML document",
+                   "keep one routine per file")
+    root = documents[0]
+    if not isinstance(root, yaml.MappingNode):
+        m = root.start_mark
+        raise _one(shown, m.line + 1, m.column + 1, "a routine file must be a mapping of keys",
+                   "start with `title:` and `exercises:`")
+    marks = _Marks()
+    data = _Builder(shown, marks).build(root, ())
+    return data, marks
+
+
+def _yaml_fix(problem: str) -> str | None:
+    if "tab" in problem:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in problem:
+        return "quote text that contains ': '"
+    if "could not find expected ':'" in problem or "expected <block end>" in problem:
+        return "check the indentation of this line"
+    return None
+
+
+def _check_shape(text: str, shown: str) -> None:
+    """Refuse deep nesting before composing: PyYAML composes recursively."""
+    depth = 0
+    events = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        events += 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                m = event.start_mark
+                raise _one(shown, m.line + 1, m.column + 1,
+                           f"nested more than {MAX_DEPTH} levels deep", "a routine is a few levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > MAX_NODES:
+            m = event.start_mark
+            raise _one(shown, m.line + 1, m.column + 1, f"more than {MAX_NODES} YAML values",
+                       "split it into several routines")
+
+
+class _Builder:
+    """Nodes to plain data with a budget, so aliases cannot expand without bound."""
+
+    _constructor = yaml.constructor.SafeConstructor()
+
+    def __init__(self, shown: str, marks: _Marks) -> None:
+        self.shown = shown
+        self.marks = marks
+        self.budget = MAX_NODES
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            m = node.start_mark
+            raise _one(self.shown, m.line + 1, m.column + 1,
+                       f"anchors and aliases expand to more than {MAX_NODES} values",
+                       "write the values out instead of nesting aliases")
+        self.marks.values.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            m = node.start_mark
+            raise _one(self.shown, m.line + 1, m.column + 1, f"bad value: {exc}") from None
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            m = key_node.start_mark
+            where = (m.line + 1, m.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise _one(self.shown, *where, "keys must be plain names",
+                           "merge keys (<<) and complex keys are not supported")
+            key = key_node.value
+            if key in out:
+                raise _one(self.shown, *where, f"duplicate key {key!r}", "keep only one of them")
+            self.marks.keys[(*loc, key)] = where
+            out[key] = self.build(value_node, (*loc, key))
+        return out
+
+
+def _validate(data: dict[str, Any], marks: _Marks, shown: str, routine_id: str) -> Routine:
+    if "id" in data:
+        line, col = marks.keys[("id",)]
+        raise _one(shown, line, col, "unknown key 'id'", "the id comes from the file name; remove it")
+    try:
+        routine = Routine.model_validate(data)
+    except ValidationError as exc:
+        errors = [_locate(err, marks, shown) for err in exc.errors(include_url=False)]
+        errors.sort(key=lambda e: (e.lineno, e.col))
+        raise RoutineErrors(_dedupe(errors)) from None
+    return routine.model_copy(update={"id": routine_id})
+
+
+def _dedupe(errors: list[RoutineError]) -> list[RoutineError]:
+    seen: set[str] = set()
+    out = []
+    for e in errors:
+        if e.line() not in seen:
+            seen.add(e.line())
+            out.append(e)
+    return out
+
+
+def _locate(err: Any, marks: _Marks, shown: str) -> RoutineError:
+    loc: Loc = tuple(p for p in err["loc"] if not _is_branch_tag(p))
+    kind = err["type"]
+    name = ".".join(str(p) for p in loc) or "routine"
+    if kind == "extra_forbidden":
+        line, col = marks.keys.get(loc) or _nearest(loc, marks)
+        return RoutineError(shown, line, col, f"unknown key {loc[-1]!r}", fix=_suggest(loc))
+    if kind == "missing":
+        line, col = _nearest(loc[:-1], marks)
+        return RoutineError(shown, line, col, f"{name}: missing required key {loc[-1]!r}",
+                            fix=f"add `{loc[-1]}:`")
+    line, col = marks.values.get(loc) or _nearest(loc, marks)
+    return RoutineError(shown, line, col, f"{name}: {_message(err)}")
+
+
+def _is_branch_tag(part: str | int) -> bool:
+    # pydantic adds union member names such as "function-before[...]" or "float" to locations.
+    return isinstance(part, str) and ("[" in part or part in {"str", "float", "int", "Step"})
+
+
+def _nearest(loc: Loc, marks: _Marks) -> tuple[int, int]:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks.values:
+            return marks.values[loc[:end]]
+    return (1, 1)
+
+
+_FRIENDLY = {
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected text",
+    "list_type": "expected a list (lines starting with `- `)",
+    "model_type": "expected a mapping of keys",
+    "dict_type": "expected a mapping of keys",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+}
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) else f", got {_short(got)}"
+    if kind in _FRIENDLY:
+        return _FRIENDLY[kind] + (shown if kind not in {"string_too_short", "too_short"} else "")
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    ctx = err.get("ctx") or {}
+    if kind in {"greater_than_equal", "greater_than"}:
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}{shown}"
+    if kind in {"less_than_equal", "less_than"}:
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}{shown}"
+    if kind == "too_long":
+        return f"too many entries (at most {ctx.get('max_length')})"
+    if kind == "string_too_long":
+        return f"text is too long (at most {ctx.get('max_length')} characters)"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected')}{shown}"
+    if kind == "string_pattern_mismatch":
+        return f"not a valid value{shown}"
+    return str(err["msg"]) + shown
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _suggest(loc: Loc) -> str:
+    allowed = _fields_at(loc[:-1])
+    if not allowed:
+        return "remove it"
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "allowed here: " + ", ".join(allowed)
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """Field names of the model that sits at this path of a routine."""
+    model: Any = Routine
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if _is_model(model) else None
+        if info is None:
+            return []
+        model = _inner_model(info.annotation)
+    if not _is_model(model):
+        return []
+    return [n for n in model.model_fields if n != "id"]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _inner_model(tp: Any) -> Any:
+    if _is_model(tp):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin in (list, typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(tp):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,397 @@
+"""Turn a routine into a plan: the timed list of everything the listener hears or waits through."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from voicecoach.cues import Wording, wording
+from voicecoach.errors import UserError
+from voicecoach.model import Exercise, FollowUp, Phase, Routine
+
+PLAN_RATE = 22050
+#: Silence kept between the end of one spoken cue and the start of the next.
+MIN_GAP = 0.25
+#: Pause after the cautions and after the start cue before anything else is said.
+SETTLE = 1.0
+
+
+class Kind(str, Enum):
+    CAUTION = "caution"
+    INSTRUCTION = "instruction"
+    HOLD = "hold"
+    COUNTDOWN = "countdown"
+    HALFWAY = "halfway"
+    SWITCH_SIDES = "switch-sides"
+    SET = "set"
+    REP = "rep"
+    BREATH = "breath"
+    REST = "rest"
+    NEXT_UP = "next-up"
+    START = "start"
+    FINISH = "finish"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One cue: speech (if any) at `start`, then silence until the next event. Times in frames."""
+
+    kind: Kind
+    text: str
+    exercise: str | None
+    start: int
+    length: int
+    speech: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    pace: float = 1.0
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    detail: str = "full"
+    lead_in: float = 1.5
+    rate: int = PLAN_RATE
+
+
+@dataclass(frozen=True)
+class Plan:
+    routine_id: str
+    title: str
+    rate: int
+    lead_in: int
+    events: tuple[Event, ...]
+    exercises: tuple[str, ...]
+    left_out: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def total(self) -> int:
+        return self.events[-1].end if self.events else self.lead_in
+
+    @property
+    def duration(self) -> float:
+        return self.total / self.rate
+
+    def seconds(self, frames: int) -> float:
+        return frames / self.rate
+
+    def spoken_texts(self) -> list[str]:
+        """Every distinct text the plan speaks, in first-use order."""
+        return list(dict.fromkeys(e.text for e in self.events if e.text))
+
+    def chapters(self) -> list[tuple[str, int, int]]:
+        """(title, start, end) frames: an intro chapter, then one per exercise."""
+        marks: list[tuple[str, int]] = []
+        for event in self.events:
+            title = event.exercise or ("Introduction" if not marks else None)
+            if title and (not marks or marks[-1][0] != title):
+                marks.append((title, event.start if marks else 0))
+        out = []
+        for i, (title, start) in enumerate(marks):
+            end = marks[i + 1][1] if i + 1 < len(marks) else self.total
+            out.append((title, start, end))
+        return out
+
+
+Measure = Callable[[str], int]
+
+
+def estimate_speech(rate: int = PLAN_RATE) -> Measure:
+    """A stand-in for measured clips: about 15 characters a second at 165 words a minute."""
+
+    def measure(text: str) -> int:
+        return round(rate * (0.2 + len(text) / 15.0))
+
+    return measure
+
+
+def build_plan(
+    routine: Routine, options: PlanOptions | None = None, measure: Measure | None = None
+) -> Plan:
+    """The plan for a routine. Pure: the same routine, options and clip lengths give the same plan."""
+    options = options or PlanOptions()
+    measure = measure or estimate_speech(options.rate)
+    exercises = select_exercises(routine, options.only, options.skip)
+    words = wording(routine.language)
+    draft = _Builder(routine, options, measure, words).build(exercises, minutes="")
+    minutes = words.duration(60 * max(1, round(draft.total / options.rate / 60)))
+    return _Builder(routine, options, measure, words).build(exercises, minutes=minutes)
+
+
+def select_exercises(
+    routine: Routine, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> list[Exercise]:
+    """Exercises picked by name (case-insensitive) or 1-based number; unknown names are errors."""
+    chosen = [_find(routine, n) for n in only] if only else list(routine.exercises)
+    if only:
+        chosen = [ex for ex in routine.exercises if ex in chosen]
+    dropped = {id(_find(routine, n)) for n in skip}
+    chosen = [ex for ex in chosen if id(ex) not in dropped]
+    if not chosen:
+        raise UserError("no exercises left to play", fix="loosen --only / --skip")
+    return chosen
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+
+
+def _find(routine: Routine, name: str) -> Exercise:
+    if name.strip().isdigit():
+        index = int(name) - 1
+        if 0 <= index < len(routine.exercises):
+            return routine.exercises[index]
+    for ex in routine.exercises:
+        if _slug(ex.name) == _slug(name):
+            return ex
+    names = [ex.name for ex in routine.exercises]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
+        f"{routine.id} has: " + ", ".join(names)
+    )
+    raise UserError(f"no exercise named {name!r} in {routine.id}", fix=hint)
+
+
+@dataclass
+class _Inner:
+    """A cue placed inside a timed block, at an offset from the block's start."""
+
+    at: int
+    kind: Kind
+    text: str
+    #: Said as soon as the block's first cue is over, rather than at an exact moment.
+    asap: bool = False
+
+
+@dataclass
+class _Builder:
+    routine: Routine
+    options: PlanOptions
+    measure: Measure
+    words: Wording
+    events: list[Event] = field(default_factory=list)
+    cursor: int = 0
+    current: str | None = None
+
+    def f(self, seconds: float) -> int:
+        return round(seconds * self.options.rate)
+
+    def paced(self, seconds: float) -> int:
+        return self.f(seconds * self.options.pace)
+
+    @property
+    def gap(self) -> int:
+        return self.f(MIN_GAP)
+
+    # -- primitives -------------------------------------------------------------------------
+
+    def say(self, kind: Kind, text: str, after: float = MIN_GAP) -> None:
+        """Speak, then wait `after` seconds."""
+        speech = self.measure(text)
+        self._append(kind, text, speech, speech + max(self.gap, self.f(after)))
+
+    def _append(self, kind: Kind, text: str, speech: int, length: int) -> None:
+        self.events.append(Event(kind, text, self.current, self.cursor, length, speech))
+        self.cursor += length
+
+    def timed(
+        self, kind: Kind, text: str, length: int, inner: list[_Inner], countdown: bool = True
+    ) -> None:
+        """A block of `length` frames: `text` at its start, optional cues inside where they fit,
+        and a countdown over its last seconds. Inner cues never overlap and never stretch it."""
+        start_speech = self.measure(text)
+        length = max(length, start_speech + self.gap)
+        cues = sorted(inner, key=lambda c: c.at)
+        if countdown:
+            cues += self._countdown(length)
+        placed = [(0, kind, text, start_speech)]
+        free = start_speech + self.gap
+        for cue in cues:
+            speech = self.measure(cue.text)
+            if cue.asap:
+                cue = replace(cue, at=max(cue.at, free))
+            if cue.at >= free and cue.at + speech + self.gap <= length:
+                placed.append((cue.at, cue.kind, cue.text, speech))
+                free = cue.at + speech + self.gap
+        for i, (at, k, t, speech) in enumerate(placed):
+            nxt = placed[i + 1][0] if i + 1 < len(placed) else length
+            self._append(k, t, speech, nxt - at)
+
+    def _countdown(self, length: int) -> list[_Inner]:
+        n = self.routine.defaults.countdown if self.routine.defaults.cues.countdown else 0
+        second = self.f(1.0)
+        return [
+            _Inner(length - k * second, Kind.COUNTDOWN, self.words.number(k))
+            for k in range(n, 0, -1)
+            if length - k * second > 0
+        ]
+
+    # -- routine structure ------------------------------------------------------------------
+
+    def build(self, exercises: list[Exercise], minutes: str) -> Plan:
+        self.cursor = self.f(self.options.lead_in)
+        lead_in = self.cursor
+        r, w = self.routine, self.words
+        short = self.options.detail == "short"
+        start = (w.start_short if short else w.start).format(title=r.title, minutes=minutes)
+        self.say(Kind.START, start, after=SETTLE if not r.cautions else MIN_GAP)
+        if r.cautions:
+            self.say(Kind.CAUTION, w.cautions_intro)
+            for i, caution in enumerate(r.cautions):
+                self.say(Kind.CAUTION, caution, after=SETTLE if i == len(r.cautions) - 1 else 0.5)
+        for i, ex in enumerate(exercises):
+            if i:
+                self.rest_between(ex)
+            self.exercise(ex)
+        self.current = None
+        self.say(Kind.FINISH, w.finish.format(title=r.title), after=SETTLE)
+        return Plan(
+            routine_id=r.id,
+            title=r.title,
+            rate=self.options.rate,
+            lead_in=lead_in,
+            events=tuple(self.events),
+            exercises=tuple(ex.name for ex in exercises),
+        )
+
+    def rest_between(self, ex: Exercise) -> None:
+        self.current = None
+        seconds = self.routine.defaults.rest
+        inner = []
+        if self.routine.defaults.cues.next_up:
+            inner.append(_Inner(0, Kind.NEXT_UP, self.words.next_up.format(name=ex.name), asap=True))
+        text = self.words.rest.format(duration=self.words.duration(seconds * self.options.pace))
+        self.timed(Kind.REST, text, self.paced(seconds), inner)
+
+    def exercise(self, ex: Exercise) -> None:
+        self.current = ex.name
+        short = self.options.detail == "short"
+        self.say(Kind.INSTRUCTION, self.words.exercise.format(name=ex.name), after=0.5)
+        if ex.caution:
+            self.say(Kind.CAUTION, ex.caution)
+        if ex.limits and ex.limits.note:
+            self.say(Kind.CAUTION, ex.limits.note)
+        sides = ex.sides or [""]
+        templated = any("{side}" in s.say for s in ex.setup)
+        if not templated:
+            self.setup(ex, "", short)
+        for set_no in range(ex.sets):
+            if ex.sets > 1 and self.routine.defaults.cues.sets:
+                last = set_no == ex.sets - 1
+                text = self.words.last_set if last else self.words.set.format(
+                    n=set_no + 1, total=ex.sets
+                )
+                self.say(Kind.SET, text, after=0.5)
+            for side_no, side in enumerate(sides):
+                if side and (set_no or side_no):
+                    text = self.words.switch_sides.format(side=side)
+                    self.timed(Kind.SWITCH_SIDES, text, self.f(self.routine.defaults.transition),
+                               [], countdown=False)
+                elif side:
+                    self.say(Kind.SWITCH_SIDES, _sentence(self.words.side.format(side=side)))
+                if templated and set_no == 0:
+                    self.setup(ex, side, short)
+                self.body(ex, side)
+                for follow in ex.then:
+                    self.follow_up(follow, side, short)
+            if set_no < ex.sets - 1:
+                seconds = ex.rest_between_sets or self.routine.defaults.rest_between_sets
+                text = self.words.rest_sets.format(
+                    duration=self.words.duration(seconds * self.options.pace)
+                )
+                self.timed(Kind.REST, text, self.paced(seconds), [])
+
+    def setup(self, ex: Exercise, side: str, short: bool) -> None:
+        if short and ex.summary:
+            self.say(Kind.INSTRUCTION, _fill(ex.summary, side), after=self.routine.defaults.step_pause)
+            return
+        for step in ex.setup:
+            text = step.short if short and step.short else step.say
+            wait = step.wait if step.wait is not None else self.routine.defaults.step_pause
+            self.say(Kind.INSTRUCTION, _fill(text, side), after=wait)
+
+    def body(self, ex: Exercise, side: str) -> None:
+        if ex.hold is not None:
+            self.hold(ex, self.paced(ex.hold))
+        if ex.reps is not None:
+            if ex.each_rep:
+                self.phased_reps(ex, side)
+            else:
+                self.counted_reps(ex)
+
+    def hold(self, ex: Exercise, length: int) -> None:
+        d = self.routine.defaults
+        text = self.words.hold.format(duration=self.words.duration(length / self.options.rate))
+        inner: list[_Inner] = []
+        if ex.breathing and d.cues.breathing:
+            inner = self.breaths(ex, length)
+        elif d.cues.halfway and length >= self.paced(d.halfway_after):
+            inner = [_Inner(length // 2, Kind.HALFWAY, self.words.halfway)]
+        self.timed(Kind.HOLD, text, length, inner)
+
+    def breaths(self, ex: Exercise, length: int) -> list[_Inner]:
+        assert ex.breathing is not None
+        b, w = ex.breathing, self.words
+        cycle = [(w.breath_in, self.f(b.inhale))]
+        if b.pause:
+            cycle.append((w.breath_hold, self.f(b.pause)))
+        cycle.append((w.breath_out, self.f(b.exhale)))
+        # Breathing starts once the hold cue has been said, and stops before the countdown.
+        at = self.measure(self.words.hold.format(duration="x" * 10)) + self.gap
+        stop = length - self.f(self.routine.defaults.countdown + 0.5)
+        out = []
+        while True:
+            for text, span in cycle:
+                if at + self.measure(text) > stop:
+                    return out
+                out.append(_Inner(at, Kind.BREATH, text))
+                at += span
+
+    def counted_reps(self, ex: Exercise) -> None:
+        assert ex.reps is not None
+        tempo = self.paced(ex.tempo or self.routine.defaults.tempo)
+        for n in range(1, ex.reps + 1):
+            template = self.words.last_rep if n == ex.reps and ex.reps > 1 else self.words.rep
+            text = _sentence(template.format(count=self.words.number(n)))
+            speech = self.measure(text)
+            self._append(Kind.REP, text, speech, max(tempo, speech + self.gap))
+
+    def phased_reps(self, ex: Exercise, side: str) -> None:
+        assert ex.reps is not None
+        for n in range(1, ex.reps + 1):
+            if self.routine.defaults.cues.rep_counts and ex.reps > 1:
+                template = self.words.last_rep if n == ex.reps else self.words.rep
+                self.say(Kind.REP, _sentence(template.format(count=self.words.number(n))), 0)
+            for phase in ex.each_rep:
+                self.phase(phase, side)
+
+    def phase(self, phase: Phase, side: str) -> None:
+        kind = Kind.BREATH if phase.breath else Kind.INSTRUCTION
+        self.timed(kind, _fill(phase.say, side), self.paced(phase.seconds), [], countdown=False)
+
+    def follow_up(self, follow: FollowUp, side: str, short: bool) -> None:
+        text = _fill(follow.short if short and follow.short else follow.say, side)
+        if follow.hold is None:
+            self.say(Kind.INSTRUCTION, text, after=self.routine.defaults.step_pause)
+        else:
+            self.timed(Kind.INSTRUCTION, text, self.paced(follow.hold), [])
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _fill(text: str, side: str) -> str:
+    return text.replace("{side}", side)
+
+
+def retime(plan_events: Sequence[Event], offset: int) -> list[Event]:
+    """Events shifted by `offset` frames (used by players that pause)."""
+    return [replace(e, start=e.start + offset) for e in plan_events]
