@@ -17,6 +17,7 @@ from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import RoutineErrors, UserError, VoicecoachError
 from voicecoach.loader import load_routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.ui import LazyProgress
 
 app = typer.Typer(
     name="voicecoach",
@@ -66,6 +67,34 @@ DetailOpt = Annotated[Detail, typer.Option("--detail", help="Full set-up instruc
 LeadInOpt = Annotated[float, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds.")]
 
 
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="Speech engine: espeak or pyttsx3 (default: espeak on Linux, the system's voices elsewhere).")]
+VoiceOpt = Annotated[str | None, typer.Option("--voice", help="Voice name, id or language such as en-gb (see `voicecoach voices`).")]
+RateOpt = Annotated[int, typer.Option("--rate", help="Speaking rate in words per minute.")]
+VolumeOpt = Annotated[float, typer.Option("--volume", help="Speech volume, 0 to 2 (1 = normal).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Render every cue again instead of using the clip cache.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _speech(engine: str | None, voice: str | None, rate: int, volume: float, no_cache: bool):  # type: ignore[no-untyped-def]
+    from voicecoach.cache import ClipCache
+    from voicecoach.speech import VoiceSettings, get_engine
+
+    return get_engine(engine), VoiceSettings(voice=voice, rate=rate, volume=volume), ClipCache(
+        enabled=not no_cache
+    )
+
+
+def _prepare(routine, options: PlanOptions, speech, progress: LazyProgress | None = None):  # type: ignore[no-untyped-def]
+    from voicecoach.session import prepare
+
+    engine, settings, cache = speech
+    estimate = len(build_plan(routine, options).spoken_texts())
+    if progress is not None:
+        progress.stage("Speaking cues", estimate)
+    return prepare(routine, options, engine=engine, settings=settings, cache=cache,
+                   on_clip=progress.set if progress is not None else None)
+
+
 def _plan_options(
     only: list[str] | None, skip: list[str] | None, pace: float, detail: Detail, lead_in: float
 ) -> PlanOptions:
@@ -101,13 +130,24 @@ def show(
     pace: PaceOpt = 1.0,
     detail: DetailOpt = Detail.full,
     lead_in: LeadInOpt = 1.5,
+    engine: EngineOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = 165,
+    volume: VolumeOpt = 1.0,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
 ) -> None:
     """Show a routine's timeline: every cue, its time and kind, and the total.
+
+    Times come from the rendered speech, so they match `export` and `play` with the same options.
 
     Example: [bold]voicecoach show five-minute-back[/bold]
     """
     loaded = library.load(routine)
-    plan = build_plan(loaded, _plan_options(only, skip, pace, detail, lead_in))
+    options = _plan_options(only, skip, pace, detail, lead_in)
+    if estimate:
+        plan = build_plan(loaded, options)
+    else:
+        plan = _prepare(loaded, options, _speech(engine, voice, rate, volume, False)).plan
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
         return
@@ -143,6 +183,99 @@ def plan_json(plan: Plan) -> dict[str, object]:
             for e in plan.events
         ],
     }
+
+
+@app.command()
+def export(
+    routine: Annotated[str | None, typer.Argument(help="A bundled routine id (see `list`) or a path.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The MP3 to write (with --split: a folder). Default: ID.mp3 here.")] = None,
+    all_dir: Annotated[Path | None, typer.Option("--all", help="Export every bundled routine into this folder.")] = None,
+    split: Annotated[bool, typer.Option("--split", help="One MP3 per exercise, plus an .m3u playlist.")] = False,
+    transcript: Annotated[bool, typer.Option("--transcript", help="Also write an .lrc file with every cue at its time.")] = False,
+    bitrate: Annotated[int, typer.Option("--bitrate", min=32, max=320, help="MP3 bit rate in kbit/s (constant).")] = 64,
+    only: OnlyOpt = None,
+    skip: SkipOpt = None,
+    pace: PaceOpt = 1.0,
+    detail: DetailOpt = Detail.full,
+    lead_in: LeadInOpt = 1.5,
+    engine: EngineOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = 165,
+    volume: VolumeOpt = 1.0,
+    no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a routine as an MP3 track with a chapter per exercise, ready for a phone.
+
+    Example: [bold]voicecoach export five-minute-back -o back.mp3 --transcript[/bold]
+    """
+    from voicecoach.export import ExportOptions, export_split, export_track
+
+    if (routine is None) == (all_dir is None):
+        raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
+    speech = _speech(engine, voice, rate, volume, no_cache)
+    options = _plan_options(only, skip, pace, detail, lead_in)
+    export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
+    jobs = (
+        [(library.load(routine), output)]
+        if routine is not None
+        else [(load_routine(path), None) for path in library.bundled().values()]
+    )
+    written = []
+    for loaded, dest in jobs:
+        with LazyProgress(quiet or as_json) as progress:
+            prepared = _prepare(loaded, options, speech, progress)
+            progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
+            if split:
+                folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
+                tracks = export_split(loaded, prepared, folder, export_options, progress.advance)
+            else:
+                target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
+                tracks = [export_track(loaded, prepared, target, export_options, progress.advance)]
+        written.extend(tracks)
+        if not as_json:
+            for track in tracks:
+                typer.echo(_describe(track))
+    if as_json:
+        typer.echo(json.dumps([t.as_json() for t in written], indent=2, ensure_ascii=False))
+
+
+def _describe(track) -> str:  # type: ignore[no-untyped-def]
+    size = track.size / 1e6
+    line = f"Wrote {track.path} ({format_clock(track.duration)}, {size:.1f} MB"
+    if track.chapters:
+        line += f", {len(track.chapters)} chapters"
+    line += ")"
+    for extra in track.extras:
+        line += f"\nWrote {extra}"
+    return line
+
+
+@app.command()
+def voices(
+    language: Annotated[str | None, typer.Option("--language", "-l", help="Only voices for this language, e.g. en or en-gb.")] = None,
+    engine: EngineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the voices the speech engine offers.
+
+    Example: [bold]voicecoach voices --language en[/bold]
+    """
+    from voicecoach.speech import get_engine
+
+    found = get_engine(engine).voices()
+    if language:
+        want = language.lower().replace("_", "-")
+        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    if as_json:
+        typer.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages),
+                                "gender": v.gender} for v in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        raise UserError(f"no voices for language {language!r}", fix="run `voicecoach voices` to see all")
+    for v in found:
+        typer.echo(f"{v.id:<28} {', '.join(v.languages):<16} {v.name}")
 
 
 @app.command()

@@ -120,7 +120,7 @@ def build_plan(
     measure = measure or estimate_speech(options.rate)
     exercises = select_exercises(routine, options.only, options.skip)
     words = wording(routine.language)
-    draft = _Builder(routine, options, measure, words).build(exercises, minutes="")
+    draft = _Builder(routine, options, measure, words, draft=True).build(exercises, minutes="")
     minutes = words.duration(60 * max(1, round(draft.total / options.rate / 60)))
     return _Builder(routine, options, measure, words).build(exercises, minutes=minutes)
 
@@ -154,9 +154,9 @@ def _find(routine: Routine, name: str) -> Exercise:
     names = [ex.name for ex in routine.exercises]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
-        f"{routine.id} has: " + ", ".join(names)
+        "it has: " + ", ".join(names)
     )
-    raise UserError(f"no exercise named {name!r} in {routine.id}", fix=hint)
+    raise UserError(f"no exercise named {name!r} in {routine.id or routine.title}", fix=hint)
 
 
 @dataclass
@@ -176,6 +176,8 @@ class _Builder:
     options: PlanOptions
     measure: Measure
     words: Wording
+    #: The first pass only needs the total: it estimates the start cue instead of measuring it.
+    draft: bool = False
     events: list[Event] = field(default_factory=list)
     cursor: int = 0
     current: str | None = None
@@ -194,7 +196,10 @@ class _Builder:
 
     def say(self, kind: Kind, text: str, after: float = MIN_GAP) -> None:
         """Speak, then wait `after` seconds."""
-        speech = self.measure(text)
+        if self.draft and kind == Kind.START:
+            speech = estimate_speech(self.options.rate)(text)
+        else:
+            speech = self.measure(text)
         self._append(kind, text, speech, speech + max(self.gap, self.f(after)))
 
     def _append(self, kind: Kind, text: str, speech: int, length: int) -> None:
@@ -331,12 +336,12 @@ class _Builder:
         text = self.words.hold.format(duration=self.words.duration(length / self.options.rate))
         inner: list[_Inner] = []
         if ex.breathing and d.cues.breathing:
-            inner = self.breaths(ex, length)
+            inner = self.breaths(ex, length, self.measure(text) + self.gap)
         elif d.cues.halfway and length >= self.paced(d.halfway_after):
             inner = [_Inner(length // 2, Kind.HALFWAY, self.words.halfway)]
         self.timed(Kind.HOLD, text, length, inner)
 
-    def breaths(self, ex: Exercise, length: int) -> list[_Inner]:
+    def breaths(self, ex: Exercise, length: int, at: int) -> list[_Inner]:
         assert ex.breathing is not None
         b, w = ex.breathing, self.words
         cycle = [(w.breath_in, self.f(b.inhale))]
@@ -344,7 +349,6 @@ class _Builder:
             cycle.append((w.breath_hold, self.f(b.pause)))
         cycle.append((w.breath_out, self.f(b.exhale)))
         # Breathing starts once the hold cue has been said, and stops before the countdown.
-        at = self.measure(self.words.hold.format(duration="x" * 10)) + self.gap
         stop = length - self.f(self.routine.defaults.countdown + 0.5)
         out = []
         while True:

@@ -1,0 +1,97 @@
+"""Stream PCM into one ffmpeg process that writes a CBR MP3, atomically, with a progress callback."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from voicecoach.atomic import atomic_target
+from voicecoach.errors import EncoderError, Fault
+from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
+
+Progress = Callable[[int], None]
+_DISK_FULL = ("No space left", "File too large", "Disk quota")
+
+
+def encode_mp3(
+    chunks: Iterable[bytes],
+    dest: Path,
+    *,
+    bitrate: int = 64,
+    rate: int = SAMPLE_RATE,
+    finish: Callable[[Path], None] | None = None,
+    on_progress: Progress | None = None,
+) -> None:
+    """Encode s16le mono PCM chunks to `dest` as CBR MP3.
+
+    ffmpeg writes a temporary file beside `dest` (seekable, so it adds the Xing/LAME header and
+    the file decodes to its exact length); `finish` may add tags to it; then it is renamed over
+    `dest`. On any failure or interruption nothing is left at `dest` and the temporary goes."""
+    with atomic_target(dest) as tmp:
+        _run_ffmpeg(chunks, tmp, bitrate, rate, on_progress)
+        if finish is not None:
+            finish(tmp)
+
+
+def _command(tmp: Path, bitrate: int, rate: int) -> list[str]:
+    return [
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
+        "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-write_xing", "1",
+        "-id3v2_version", "0", "-write_id3v1", "0",
+        "-f", "mp3", f"file:{tmp}",
+    ]
+
+
+def _run_ffmpeg(
+    chunks: Iterable[bytes], tmp: Path, bitrate: int, rate: int, on_progress: Progress | None
+) -> None:
+    with tempfile.TemporaryFile() as errors:
+        try:
+            # A session of its own: Ctrl-C reaches us, and we stop ffmpeg in order.
+            proc = subprocess.Popen(
+                _command(tmp, bitrate, rate), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=errors, start_new_session=True,
+            )
+        except OSError as exc:
+            raise EncoderError(f"could not start ffmpeg: {exc}") from None
+        assert proc.stdin is not None
+        try:
+            for chunk in chunks:
+                proc.stdin.write(chunk)
+                if on_progress is not None:
+                    on_progress(len(chunk) // 2)
+            proc.stdin.close()
+            code = proc.wait()
+        except BrokenPipeError:
+            code = proc.wait()
+            if code == 0:
+                code = -1
+        except BaseException:
+            _stop(proc)
+            raise
+        if code != 0:
+            errors.seek(0)
+            raise _failure(tmp, errors.read(), code)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=5)
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+def _failure(tmp: Path, stderr: bytes, code: int) -> Fault:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    last = lines[-1] if lines else f"exit status {code}"
+    final = tmp.name.split(".voicecoach-part")[0].lstrip(".")
+    if any(marker in last for marker in _DISK_FULL):
+        return Fault(f"disk full while writing {tmp.parent / final}", fix="free some space and retry")
+    return EncoderError(f"ffmpeg failed while encoding {final}: {last}")

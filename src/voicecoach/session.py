@@ -1,0 +1,72 @@
+"""Prepare a routine for listening: speak every cue once, level it, and time the plan from the clips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from voicecoach.ffmpeg import SAMPLE_RATE, pydub_audio_segment
+from voicecoach.model import Routine
+from voicecoach.plan import Plan, PlanOptions, build_plan
+
+if TYPE_CHECKING:
+    from voicecoach.cache import ClipCache
+    from voicecoach.speech import Engine, VoiceSettings
+
+#: Every cue is brought to the same loudness, so no cue sounds quieter than the others.
+SPEECH_DBFS = -18.0
+PEAK_DBFS = -1.0
+
+Notify = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A plan timed from real clips, and those clips (levelled s16le mono PCM by text)."""
+
+    plan: Plan
+    clips: dict[str, bytes]
+
+
+def prepare(
+    routine: Routine,
+    options: PlanOptions,
+    *,
+    engine: Engine,
+    settings: VoiceSettings,
+    cache: ClipCache,
+    on_clip: Notify | None = None,
+) -> Prepared:
+    """Render (or fetch from the cache) each distinct cue, then build the plan from their lengths.
+
+    The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
+    so the plan is sample-exact and nothing is synthesised that the plan does not use."""
+    from voicecoach.speech import render_clips
+
+    clips: dict[str, bytes] = {}
+
+    def measure(text: str) -> int:
+        if text not in clips:
+            raw = render_clips(engine, [text], settings, cache)[text]
+            clips[text] = level(raw)
+            if on_clip is not None:
+                on_clip(len(clips))
+        return len(clips[text]) // 2
+
+    plan = build_plan(routine, options, measure)
+    used = set(plan.spoken_texts())
+    return Prepared(plan, {t: c for t, c in clips.items() if t in used})
+
+
+def level(pcm: bytes) -> bytes:
+    """Bring a clip to SPEECH_DBFS RMS, never letting its peak pass PEAK_DBFS."""
+    if not pcm:
+        return pcm
+    segment_type = pydub_audio_segment()
+    clip = segment_type(data=pcm, sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
+    if clip.rms == 0:
+        return pcm
+    gain = SPEECH_DBFS - clip.dBFS
+    gain = min(gain, PEAK_DBFS - clip.max_dBFS)
+    return clip.apply_gain(gain).raw_data

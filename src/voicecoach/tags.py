@@ -1,0 +1,83 @@
+"""ID3v2.3 tags for exported tracks: title, artist, album, track, year, comment, chapters, lyrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voicecoach.errors import Fault
+
+
+@dataclass(frozen=True)
+class Chapter:
+    title: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class TrackTags:
+    title: str
+    album: str
+    year: int
+    comment: str | None = None
+    track: tuple[int, int] | None = None
+    length_ms: int = 0
+    chapters: tuple[Chapter, ...] = ()
+    lyrics: str | None = None
+    cover_png: bytes | None = None
+    artist: str = "voicecoach"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def write_tags(path: Path, tags: TrackTags) -> None:
+    """Replace any tag in `path` with an ID3v2.3 tag; chapters get a CTOC that lists them in order."""
+    from mutagen.id3 import (
+        APIC,
+        CHAP,
+        COMM,
+        CTOC,
+        ID3,
+        TALB,
+        TCON,
+        TDRC,
+        TIT2,
+        TLEN,
+        TPE1,
+        TRCK,
+        TXXX,
+        USLT,
+        CTOCFlags,
+    )
+
+    id3 = ID3()
+    id3.add(TIT2(encoding=3, text=[tags.title]))
+    id3.add(TPE1(encoding=3, text=[tags.artist]))
+    id3.add(TALB(encoding=3, text=[tags.album]))
+    id3.add(TDRC(encoding=3, text=[str(tags.year)]))
+    id3.add(TCON(encoding=3, text=["Speech"]))
+    if tags.length_ms:
+        id3.add(TLEN(encoding=3, text=[str(tags.length_ms)]))
+    if tags.track:
+        id3.add(TRCK(encoding=3, text=[f"{tags.track[0]}/{tags.track[1]}"]))
+    if tags.comment:
+        id3.add(COMM(encoding=3, lang="eng", desc="", text=[tags.comment]))
+    if tags.lyrics:
+        id3.add(USLT(encoding=3, lang="eng", desc="", text=tags.lyrics))
+    for key, value in tags.extra.items():
+        id3.add(TXXX(encoding=3, desc=key, text=[value]))
+    if tags.cover_png:
+        id3.add(APIC(encoding=3, mime="image/png", type=3, desc="Cover", data=tags.cover_png))
+    ids = [f"chp{i}" for i in range(len(tags.chapters))]
+    if tags.chapters:
+        id3.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                     child_element_ids=ids, sub_frames=[TIT2(encoding=3, text=["Exercises"])]))
+        for element_id, chapter in zip(ids, tags.chapters, strict=True):
+            id3.add(CHAP(element_id=element_id, start_time=chapter.start_ms,
+                         end_time=chapter.end_ms, start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF,
+                         sub_frames=[TIT2(encoding=3, text=[chapter.title])]))
+    try:
+        # v2.3: some phone players drop chapters from v2.4 tags.
+        id3.save(str(path), v2_version=3, padding=lambda info: 0)
+    except OSError as exc:
+        raise Fault(f"cannot write tags to {path}: {exc.strerror}") from None
