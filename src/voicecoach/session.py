@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,12 +23,51 @@ PEAK_DBFS = -1.0
 Notify = Callable[[int], None]
 
 
+class ClipStore(Mapping[str, bytes]):
+    """Levelled clips by text, spooled to an anonymous temporary file.
+
+    Memory then stays the same whatever the routine's length or number of distinct cues:
+    a clip is read back only while its event is being streamed."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="voicecoach-clips-")
+        self._index: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, text: str, pcm: bytes) -> None:
+        with self._lock:
+            self._file.seek(0, 2)
+            self._index[text] = (self._file.tell(), len(pcm))
+            self._file.write(pcm)
+
+    def frames(self, text: str) -> int:
+        return self._index[text][1] // 2
+
+    def __getitem__(self, text: str) -> bytes:
+        offset, size = self._index[text]
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A plan timed from real clips, and those clips (levelled s16le mono PCM by text)."""
 
     plan: Plan
-    clips: dict[str, bytes]
+    clips: ClipStore
 
 
 def prepare(
@@ -44,19 +85,17 @@ def prepare(
     so the plan is sample-exact and nothing is synthesised that the plan does not use."""
     from voicecoach.speech import render_clips
 
-    clips: dict[str, bytes] = {}
+    clips = ClipStore()
 
     def measure(text: str) -> int:
         if text not in clips:
             raw = render_clips(engine, [text], settings, cache)[text]
-            clips[text] = level(raw)
+            clips.add(text, level(raw))
             if on_clip is not None:
                 on_clip(len(clips))
-        return len(clips[text]) // 2
+        return clips.frames(text)
 
-    plan = build_plan(routine, options, measure)
-    used = set(plan.spoken_texts())
-    return Prepared(plan, {t: c for t, c in clips.items() if t in used})
+    return Prepared(build_plan(routine, options, measure), clips)
 
 
 def level(pcm: bytes) -> bytes:

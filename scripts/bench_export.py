@@ -1,0 +1,125 @@
+"""Benchmark `voicecoach export` against ffmpeg alone, and its peak memory for 30 min and 2 h.
+
+Run: .venv/bin/python scripts/bench_export.py [--repeat 3]
+Every figure is measured in this run on this machine; the ratios are what matter.
+Targets: warm <= 1.15x ffmpeg alone, cold <= 1.3x, peak RSS <= 150 MB for 2 h and within 20%
+of the 30-minute figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from voicecoach.encode import _command
+from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.loader import load_routine
+from voicecoach.plan import PlanOptions, build_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_routines import write_routine  # noqa: E402
+
+
+def run_export(
+    routine: Path, out: Path, cache: Path, extra: list[str], watch: bool = False
+) -> tuple[float, float]:
+    """Wall time and peak RSS (MB, voicecoach's own process) of one export run as a user runs it.
+
+    The peak is the kernel's VmHWM of the process, read from /proc while it runs (ru_maxrss is no
+    use here: a forked child inherits its parent's high-water mark)."""
+    env = {**os.environ, "VOICECOACH_CACHE_DIR": str(cache)}
+    cmd = [sys.executable, "-m", "voicecoach", "export", str(routine), "-o", str(out), "--quiet",
+           *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0.0
+    while proc.poll() is None:
+        if watch:
+            peak = max(peak, _hwm(proc.pid))
+        time.sleep(0.02 if watch else 0.005)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        assert proc.stderr is not None
+        sys.exit(f"export failed: {proc.stderr.read().decode()}")
+    return elapsed, peak
+
+
+def _hwm(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def ffmpeg_alone(frames: int, out: Path) -> float:
+    """ffmpeg encoding the same length of PCM at the same settings, fed from a pipe."""
+    pcm = _speechlike(frames)
+    start = time.perf_counter()
+    proc = subprocess.Popen(_command(out, 64, SAMPLE_RATE), stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    view = memoryview(pcm)
+    for i in range(0, len(view), 1 << 20):
+        proc.stdin.write(view[i : i + (1 << 20)])
+    proc.stdin.close()
+    proc.wait()
+    return time.perf_counter() - start
+
+
+def _speechlike(frames: int) -> bytes:
+    """Real rendered speech, repeated, with silences: what an export feeds the encoder."""
+    from voicecoach.speech import VoiceSettings, get_engine
+
+    engine = get_engine()
+    clip = engine.synthesize("Lie on your back and hug both knees to your chest.", VoiceSettings())
+    unit = clip + bytes(len(clip) * 3)
+    reps = frames * 2 // len(unit) + 1
+    return (unit * reps)[: frames * 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
+        folder = Path(tmp)
+        r30 = write_routine(folder / "bench-30.yaml", minutes=30)
+        r120 = write_routine(folder / "bench-120.yaml", minutes=120)
+        frames = build_plan(load_routine(r30), PlanOptions()).total
+        print(f"routine: {r30.name}, about {frames / SAMPLE_RATE / 60:.1f} min")
+        cold, warm, alone, rss30 = [], [], [], []
+        for i in range(args.repeat):
+            cache = folder / f"cache-{i}"
+            cold.append(run_export(r30, folder / "cold.mp3", cache, [])[0])
+            warm.append(run_export(r30, folder / "warm.mp3", cache, [])[0])
+            alone.append(ffmpeg_alone(frames, folder / "alone.mp3"))
+        # Memory in separate runs: watching /proc costs a little time.
+        rss30.append(run_export(r30, folder / "mem.mp3", folder / "cache-0", [], watch=True)[1])
+        _, rss120 = run_export(r120, folder / "long.mp3", folder / "cache-0", [], watch=True)
+        ref = statistics.median(alone)
+        c, w = statistics.median(cold), statistics.median(warm)
+        m30 = max(rss30)
+        print(f"ffmpeg alone (30 min PCM from a pipe): {ref:.2f} s  runs {_fmt(alone)}")
+        print(f"cold export (empty cache):             {c:.2f} s  runs {_fmt(cold)}  "
+              f"ratio {c / ref:.2f}x (target <= 1.30x)")
+        print(f"warm export:                           {w:.2f} s  runs {_fmt(warm)}  "
+              f"ratio {w / ref:.2f}x (target <= 1.15x)")
+        print(f"peak RSS 30 min: {m30:.0f} MB; 2 h: {rss120:.0f} MB "
+              f"({(rss120 / m30 - 1) * 100:+.0f}% vs 30 min; target <= 150 MB and within 20%)")
+
+
+def _fmt(values: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Test set-up: every test runs against private cache and data folders, never the user's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_private = Path(tempfile.mkdtemp(prefix="voicecoach-tests-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set before any test (and inherited by every subprocess a test starts).
+    os.environ["VOICECOACH_CACHE_DIR"] = str(_private / "cache")
+    os.environ["VOICECOACH_DATA_DIR"] = str(_private / "data")
+    os.environ.setdefault("COLUMNS", "100")
+    os.environ.pop("VOICECOACH_DEBUG", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_private, ignore_errors=True)
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `python -m voicecoach ARGS` in a subprocess, as a user would."""
+    import subprocess
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "voicecoach", *args], capture_output=True, text=True,
+            cwd=cwd or tmp_path, env={**os.environ, **(env or {})}, timeout=timeout,
+        )
+
+    return run
