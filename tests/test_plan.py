@@ -260,3 +260,71 @@ def test_chapters_one_per_exercise_starting_at_its_first_cue() -> None:
     assert chapters[0][1] == 0 and chapters[-1][2] == plan.total
     first = {e.exercise: e.start for e in reversed(plan.events) if e.exercise}
     assert chapters[1][1] == first["Knee hug"] and chapters[2][1] == first["Twist"]
+
+
+def test_countdown_is_whole_or_absent() -> None:
+    # A 3.5 s hold cannot fit its cue and all of "three, two, one": no partial countdown.
+    half = RATE // 2
+    plan = build_plan(routine(exercises=[{"name": "A", "hold": "3.5s"}]), measure=lambda t: half)
+    assert not by_kind(plan, Kind.COUNTDOWN)
+    plan = build_plan(routine(exercises=[{"name": "A", "hold": "8s"}]), measure=lambda t: half)
+    assert [c.text for c in by_kind(plan, Kind.COUNTDOWN)] == ["three", "two", "one"]
+
+
+def test_breathing_cycles_are_whole_and_a_short_pause_keeps_the_exhale() -> None:
+    plan = build_plan(routine(exercises=[{
+        "name": "Child", "hold": "40s", "breathing": {"inhale": "3s", "pause": "0.5s", "exhale": "4s"}
+    }]))
+    texts = [b.text for b in by_kind(plan, Kind.BREATH)]
+    cycle = ["Breathe in.", "Hold your breath.", "Breathe out."]
+    assert texts and len(texts) % 3 == 0
+    assert texts == cycle * (len(texts) // 3)
+    gap = round(MIN_GAP * RATE)
+    breaths = by_kind(plan, Kind.BREATH)
+    for a, b in zip(breaths, breaths[1:], strict=False):
+        assert b.start >= a.start + a.speech + gap
+
+
+def test_moving_holds_say_keep_going() -> None:
+    plan = build_plan(routine(exercises=[{"name": "Roll", "hold": "1m", "moving": True}]))
+    assert by_kind(plan, Kind.HOLD)[0].text == "Keep going for 1 minute."
+
+
+def test_follow_ups_may_be_plain_text_and_reps_come_before_the_hold() -> None:
+    plan = build_plan(routine(exercises=[{
+        "name": "Kneel", "reps": 2, "hold": "20s",
+        "each_rep": [{"say": "Rock forward.", "seconds": 3}, {"say": "Rock back.", "seconds": 3}],
+        "then": ["Come back to kneeling."],
+    }]))
+    texts = [e.text for e in plan.events]
+    assert texts.index("Rock back.") < texts.index("Hold for 20 seconds.")
+    assert texts.index("Hold for 20 seconds.") < texts.index("Come back to kneeling.")
+
+
+def test_only_steps_naming_a_side_repeat_per_side() -> None:
+    plan = build_plan(routine(exercises=[{
+        "name": "Twist", "sides": ["left", "right"], "hold": "5s",
+        "setup": ["Lie on your back.", "{side} knee over the other leg."],
+    }]))
+    texts = [e.text for e in plan.events]
+    assert texts.count("Lie on your back.") == 1
+    assert "Left knee over the other leg." in texts and "Right knee over the other leg." in texts
+
+
+def test_later_sets_get_the_summary_and_no_needless_switch() -> None:
+    plan = build_plan(routine(exercises=[{
+        "name": "Twist", "sides": ["left", "right"], "hold": "5s", "sets": 2,
+        "summary": "Knee over to the {side}.", "setup": ["Lie down.", "Knee over to the {side}."],
+    }]))
+    texts = [e.text for e in plan.events]
+    second_set = texts.index("Last set.")
+    assert texts[second_set + 1] == "Left side."
+    assert texts[second_set + 2] == "Knee over to the left."
+    switches = [e for e in by_kind(plan, Kind.SWITCH_SIDES) if e.text.startswith("Switch")]
+    assert len(switches) == 2  # only the real switches, one per set
+
+
+def test_side_placeholder_in_a_caution_is_refused() -> None:
+    with pytest.raises(ValueError, match="said once"):
+        routine(exercises=[{"name": "A", "sides": ["left", "right"], "hold": "5s",
+                            "caution": "Careful with your {side} knee."}])

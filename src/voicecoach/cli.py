@@ -103,12 +103,20 @@ def _plan_options(
 
 
 @app.command("list")
-def list_cmd(as_json: JsonOpt = False) -> None:
-    """List the bundled routines.
+def list_cmd(
+    as_json: JsonOpt = False,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
+) -> None:
+    """List the bundled routines with their length (as exported with default options).
 
     Example: [bold]voicecoach list --json[/bold]
     """
-    summaries = library.catalogue()
+    if estimate:
+        summaries = library.catalogue()
+    else:
+        speech = _speech(None, None, 165, 1.0, False)
+        with LazyProgress() as progress:
+            summaries = library.catalogue(lambda r: _prepare(r, PlanOptions(), speech, progress).plan)
     if as_json:
         typer.echo(json.dumps([s.as_json() for s in summaries], indent=2, ensure_ascii=False))
         return

@@ -12,7 +12,6 @@ class Wording:
     start: str
     start_short: str
     cautions_intro: str
-    first_up: str
     next_up: str
     exercise: str
     hold: str
@@ -20,6 +19,8 @@ class Wording:
     numbers: tuple[str, ...]
     switch_sides: str
     side: str
+    side_again: str
+    keep_going: str
     set: str
     last_set: str
     rep: str
@@ -56,7 +57,6 @@ ENGLISH = Wording(
     start="{title}. This session takes about {minutes}. Get your mat ready.",
     start_short="{title}. About {minutes}.",
     cautions_intro="Before we begin.",
-    first_up="First: {name}.",
     next_up="Coming up next: {name}.",
     exercise="{name}.",
     hold="Hold for {duration}.",
@@ -68,6 +68,8 @@ ENGLISH = Wording(
     ),
     switch_sides="Switch sides. Now the {side} side.",
     side="{side} side first.",
+    side_again="{side} side.",
+    keep_going="Keep going for {duration}.",
     set="Set {n} of {total}.",
     last_set="Last set.",
     rep="{count}.",

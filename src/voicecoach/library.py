@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from voicecoach.errors import UserError
 from voicecoach.loader import id_from_path, load_routine
 from voicecoach.model import Routine
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.plan import Plan, PlanOptions, build_plan
 
 DEFAULT_ROUTINE = "five-minute-back"
 _SUFFIXES = (".yaml", ".yml")
@@ -75,8 +76,7 @@ class Summary:
         }
 
 
-def summarise(routine: Routine, options: PlanOptions | None = None) -> Summary:
-    plan = build_plan(routine, options)
+def summarise(routine: Routine, plan: Plan) -> Summary:
     return Summary(
         id=routine.id,
         title=routine.title,
@@ -89,5 +89,7 @@ def summarise(routine: Routine, options: PlanOptions | None = None) -> Summary:
     )
 
 
-def catalogue() -> list[Summary]:
-    return [summarise(load_routine(path)) for path in bundled().values()]
+def catalogue(timing: Callable[[Routine], Plan] | None = None) -> list[Summary]:
+    """A summary of every bundled routine; `timing` plans each one (default: estimated speech)."""
+    timing = timing or (lambda r: build_plan(r, PlanOptions()))
+    return [summarise(r, timing(r)) for r in map(load_routine, bundled().values())]

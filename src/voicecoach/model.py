@@ -73,7 +73,10 @@ class Phase(Strict):
 
     say: Text
     seconds: Duration = Field(description="How long this part of the repetition lasts.")
-    breath: Breath | None = Field(None, description="Spoken as a breathing cue: in, out or hold.")
+    breath: Breath | None = Field(
+        None, description="Marks this part as a breath (in, out or hold): timed as a breath cue."
+    )
+    short: Text | None = Field(None, description="A shorter wording for later repetitions.")
 
 
 class Breathing(Strict):
@@ -113,6 +116,9 @@ class Exercise(Strict):
         description="Set-up steps, spoken one after another: text, or {say, wait, short}.",
     )
     hold: Duration | None = Field(None, description="Hold the position this long.")
+    moving: bool = Field(
+        False, description="The hold is a movement (rolling, circling): say 'keep going', not 'hold'."
+    )
     reps: int | None = Field(None, ge=1, le=500, description="Repetitions per set.")
     tempo: Duration | None = Field(
         None, description="Length of one counted repetition (when no phases are given)."
@@ -128,10 +134,14 @@ class Exercise(Strict):
         description="Run the exercise once per side; `{side}` in any text is filled in.",
     )
     breathing: Breathing | None = None
-    then: list[FollowUp] = Field(default_factory=list, max_length=20)
+    then: list[FollowUp] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Follow-up steps after the hold or reps: text, or {say, hold, short}.",
+    )
     limits: Limits | None = None
 
-    @field_validator("setup", mode="before")
+    @field_validator("setup", "then", mode="before")
     @classmethod
     def _steps_as_objects(cls, value: Any) -> Any:
         if isinstance(value, list):
@@ -163,6 +173,10 @@ class Exercise(Strict):
             raise ValueError("rest_between_sets needs sets of 2 or more")
         if "{side}" in _all_text(self) and not self.sides:
             raise ValueError("text uses {side} but the exercise has no sides")
+        once = [self.name, self.caution or "", self.limits.note if self.limits and self.limits.note else ""]
+        if any("{side}" in text for text in once):
+            raise ValueError("{side} works in set-up, phases, summary and follow-ups, "
+                             "not in the name, caution or limit note (they are said once)")
         return self
 
     @model_validator(mode="after")
@@ -186,7 +200,9 @@ MAX_EXERCISE_SECONDS = 4 * 3600.0
 def _all_text(ex: Exercise) -> str:
     parts = [ex.name, ex.caution or "", ex.summary or ""]
     parts += [s.say for s in ex.setup]
-    parts += [p.say for p in ex.each_rep] + [f.say for f in ex.then]
+    parts += [s.short or "" for s in ex.setup]
+    parts += [p.say for p in ex.each_rep] + [p.short or "" for p in ex.each_rep]
+    parts += [f.say for f in ex.then] + [f.short or "" for f in ex.then]
     return "\n".join(parts)
 
 
@@ -261,7 +277,7 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = "https://voicecoach.invalid/routine.schema.json"
     schema["title"] = "voicecoach routine"
     # A set-up step may be plain text; the model turns it into a Step before validation.
-    schema["$defs"]["Exercise"]["properties"]["setup"]["items"] = {
-        "anyOf": [{"type": "string", "minLength": 1}, {"$ref": "#/$defs/Step"}]
-    }
+    props = schema["$defs"]["Exercise"]["properties"]
+    for key, ref in (("setup", "Step"), ("then", "FollowUp")):
+        props[key]["items"] = {"anyOf": [{"type": "string", "minLength": 1}, {"$ref": f"#/$defs/{ref}"}]}
     return schema

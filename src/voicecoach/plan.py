@@ -10,7 +10,7 @@ from enum import Enum
 
 from voicecoach.cues import Wording, wording
 from voicecoach.errors import UserError
-from voicecoach.model import Exercise, FollowUp, Phase, Routine
+from voicecoach.model import Exercise, FollowUp, Phase, Routine, Step
 
 PLAN_RATE = 22050
 #: Silence kept between the end of one spoken cue and the start of the next.
@@ -213,21 +213,30 @@ class _Builder:
         and a countdown over its last seconds. Inner cues never overlap and never stretch it."""
         start_speech = self.measure(text)
         length = max(length, start_speech + self.gap)
-        cues = sorted(inner, key=lambda c: c.at)
-        if countdown:
-            cues += self._countdown(length)
         placed = [(0, kind, text, start_speech)]
-        free = start_speech + self.gap
-        for cue in cues:
-            speech = self.measure(cue.text)
-            if cue.asap:
-                cue = replace(cue, at=max(cue.at, free))
-            if cue.at >= free and cue.at + speech + self.gap <= length:
-                placed.append((cue.at, cue.kind, cue.text, speech))
-                free = cue.at + speech + self.gap
+        free = self._place(sorted(inner, key=lambda c: c.at), placed, start_speech + self.gap,
+                           length)
+        counts = self._countdown(length) if countdown else []
+        trial: list[tuple[int, Kind, str, int]] = []
+        # A countdown is said whole or not at all: "two, one" alone would confuse.
+        self._place(counts, trial, free, length)
+        if len(trial) == len(counts):
+            placed += trial
         for i, (at, k, t, speech) in enumerate(placed):
             nxt = placed[i + 1][0] if i + 1 < len(placed) else length
             self._append(k, t, speech, nxt - at)
+
+    def _place(
+        self, cues: list[_Inner], placed: list[tuple[int, Kind, str, int]], free: int, length: int
+    ) -> int:
+        """Add each cue that fits after `free` and ends inside the block; return the new `free`."""
+        for cue in cues:
+            speech = self.measure(cue.text)
+            at = max(cue.at, free) if cue.asap else cue.at
+            if at >= free and at + speech + self.gap <= length:
+                placed.append((at, cue.kind, cue.text, speech))
+                free = at + speech + self.gap
+        return free
 
     def _countdown(self, length: int) -> list[_Inner]:
         n = self.routine.defaults.countdown if self.routine.defaults.cues.countdown else 0
@@ -283,10 +292,15 @@ class _Builder:
             self.say(Kind.CAUTION, ex.caution)
         if ex.limits and ex.limits.note:
             self.say(Kind.CAUTION, ex.limits.note)
+        # Steps up to the first one that names a side are said once; the rest once per side.
+        split = next((i for i, s in enumerate(ex.setup) if "{side}" in s.say), len(ex.setup))
+        once, per_side = ex.setup[:split], ex.setup[split:]
+        if short and ex.summary:
+            once, per_side = [], []
+            self.say(Kind.INSTRUCTION, _fill(ex.summary, ex.sides[0] if ex.sides else ""),
+                     after=self.routine.defaults.step_pause)
+        self.steps(once, "", short)
         sides = ex.sides or [""]
-        templated = any("{side}" in s.say for s in ex.setup)
-        if not templated:
-            self.setup(ex, "", short)
         for set_no in range(ex.sets):
             if ex.sets > 1 and self.routine.defaults.cues.sets:
                 last = set_no == ex.sets - 1
@@ -294,15 +308,12 @@ class _Builder:
                     n=set_no + 1, total=ex.sets
                 )
                 self.say(Kind.SET, text, after=0.5)
+            if set_no and ex.summary and not short and not ex.sides:
+                self.say(Kind.INSTRUCTION, ex.summary, after=self.routine.defaults.step_pause)
             for side_no, side in enumerate(sides):
-                if side and (set_no or side_no):
-                    text = self.words.switch_sides.format(side=side)
-                    self.timed(Kind.SWITCH_SIDES, text, self.f(self.routine.defaults.transition),
-                               [], countdown=False)
-                elif side:
-                    self.say(Kind.SWITCH_SIDES, _sentence(self.words.side.format(side=side)))
-                if templated and set_no == 0:
-                    self.setup(ex, side, short)
+                self.side(ex, set_no, side_no, side)
+                if set_no == 0:
+                    self.steps(per_side, side, short)
                 self.body(ex, side)
                 for follow in ex.then:
                     self.follow_up(follow, side, short)
@@ -313,27 +324,41 @@ class _Builder:
                 )
                 self.timed(Kind.REST, text, self.paced(seconds), [])
 
-    def setup(self, ex: Exercise, side: str, short: bool) -> None:
-        if short and ex.summary:
-            self.say(Kind.INSTRUCTION, _fill(ex.summary, side), after=self.routine.defaults.step_pause)
+    def side(self, ex: Exercise, set_no: int, side_no: int, side: str) -> None:
+        """Announce the side: first side, a switch (with time to move), or a new set's first side."""
+        if not side:
             return
-        for step in ex.setup:
+        if side_no:
+            text = self.words.switch_sides.format(side=side)
+            self.timed(Kind.SWITCH_SIDES, text, self.f(self.routine.defaults.transition), [],
+                       countdown=False)
+        else:
+            wording = self.words.side_again if set_no else self.words.side
+            self.say(Kind.SWITCH_SIDES, _sentence(wording.format(side=side)))
+            if set_no and ex.summary:
+                self.say(Kind.INSTRUCTION, _fill(ex.summary, side),
+                         after=self.routine.defaults.step_pause)
+
+    def steps(self, steps: Sequence[Step], side: str, short: bool) -> None:
+        for step in steps:
             text = step.short if short and step.short else step.say
             wait = step.wait if step.wait is not None else self.routine.defaults.step_pause
             self.say(Kind.INSTRUCTION, _fill(text, side), after=wait)
 
     def body(self, ex: Exercise, side: str) -> None:
-        if ex.hold is not None:
-            self.hold(ex, self.paced(ex.hold))
+        """Reps first (moving into the position), then the hold."""
         if ex.reps is not None:
             if ex.each_rep:
                 self.phased_reps(ex, side)
             else:
                 self.counted_reps(ex)
+        if ex.hold is not None:
+            self.hold(ex, self.paced(ex.hold))
 
     def hold(self, ex: Exercise, length: int) -> None:
         d = self.routine.defaults
-        text = self.words.hold.format(duration=self.words.duration(length / self.options.rate))
+        wording = self.words.keep_going if ex.moving else self.words.hold
+        text = wording.format(duration=self.words.duration(length / self.options.rate))
         inner: list[_Inner] = []
         if ex.breathing and d.cues.breathing:
             inner = self.breaths(ex, length, self.measure(text) + self.gap)
@@ -342,21 +367,24 @@ class _Builder:
         self.timed(Kind.HOLD, text, length, inner)
 
     def breaths(self, ex: Exercise, length: int, at: int) -> list[_Inner]:
+        """Whole breathing cycles (in, [hold], out) that fit between the hold cue and the countdown."""
         assert ex.breathing is not None
         b, w = ex.breathing, self.words
         cycle = [(w.breath_in, self.f(b.inhale))]
         if b.pause:
             cycle.append((w.breath_hold, self.f(b.pause)))
         cycle.append((w.breath_out, self.f(b.exhale)))
-        # Breathing starts once the hold cue has been said, and stops before the countdown.
-        stop = length - self.f(self.routine.defaults.countdown + 0.5)
-        out = []
-        while True:
-            for text, span in cycle:
-                if at + self.measure(text) > stop:
-                    return out
+        # Each part lasts its length, or as long as its cue takes to say if that is longer.
+        spans = [(text, max(span, self.measure(text) + self.gap)) for text, span in cycle]
+        period = sum(span for _, span in spans)
+        countdown = self.routine.defaults.countdown if self.routine.defaults.cues.countdown else 0
+        stop = length - self.f(countdown + 0.5) if countdown else length
+        out: list[_Inner] = []
+        while at + period <= stop:
+            for text, span in spans:
                 out.append(_Inner(at, Kind.BREATH, text))
                 at += span
+        return out
 
     def counted_reps(self, ex: Exercise) -> None:
         assert ex.reps is not None
@@ -374,11 +402,12 @@ class _Builder:
                 template = self.words.last_rep if n == ex.reps else self.words.rep
                 self.say(Kind.REP, _sentence(template.format(count=self.words.number(n))), 0)
             for phase in ex.each_rep:
-                self.phase(phase, side)
+                self.phase(phase, side, later=n > 1)
 
-    def phase(self, phase: Phase, side: str) -> None:
+    def phase(self, phase: Phase, side: str, later: bool) -> None:
         kind = Kind.BREATH if phase.breath else Kind.INSTRUCTION
-        self.timed(kind, _fill(phase.say, side), self.paced(phase.seconds), [], countdown=False)
+        text = phase.short if later and phase.short else phase.say
+        self.timed(kind, _fill(text, side), self.paced(phase.seconds), [], countdown=False)
 
     def follow_up(self, follow: FollowUp, side: str, short: bool) -> None:
         text = _fill(follow.short if short and follow.short else follow.say, side)
@@ -393,7 +422,8 @@ def _sentence(text: str) -> str:
 
 
 def _fill(text: str, side: str) -> str:
-    return text.replace("{side}", side)
+    filled = text.replace("{side}", side)
+    return _sentence(filled) if text.startswith("{side}") else filled
 
 
 def retime(plan_events: Sequence[Event], offset: int) -> list[Event]:

@@ -1,0 +1,117 @@
+"""Rendered speech clips kept on disk, keyed by everything that shapes their audio."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+from voicecoach.ffmpeg import SAMPLE_RATE
+
+ENV_CACHE_DIR = "VOICECOACH_CACHE_DIR"
+FORMAT_VERSION = 1
+MAGIC = b"VCCL"
+# magic, format version, payload length, blake2b-128 of the payload; then the PCM.
+_HEADER = struct.Struct("<4sHQ16s")
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """$VOICECOACH_CACHE_DIR, else the platform's user cache dir for voicecoach, /clips."""
+    override = os.environ.get(ENV_CACHE_DIR)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("voicecoach")) / "clips"
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
+
+
+class ClipCache:
+    """PCM clips on disk, sharded by the first two hex digits of their key.
+
+    Reads verify every entry (a damaged one is a miss and is deleted); a cache that
+    cannot be written degrades to no cache: `last_error` says why.
+    """
+
+    def __init__(self, directory: str | Path | None = None, *, enabled: bool = True) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.enabled = enabled
+        self.last_error: str | None = None
+
+    @staticmethod
+    def key(
+        text: str, *, engine: str, engine_version: str, voice: str, rate: int, volume: float
+    ) -> str:
+        """The sha256 hex key of a clip: any input that changes its audio changes the key."""
+        volume = float(volume)  # 1 and 1.0 are the same clip
+        fields = [FORMAT_VERSION, SAMPLE_RATE, engine, engine_version, voice, rate, volume, text]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.pcm"
+
+    def get(self, key: str) -> bytes | None:
+        """The clip stored under key, or None if absent, unreadable or damaged."""
+        if not self.enabled:
+            return None
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        payload = _verified(data)
+        if payload is None:
+            log.debug("discarding damaged cache entry %s", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return payload
+
+    def put(self, key: str, pcm: bytes) -> bool:
+        """Store a clip atomically; False (and last_error) if the cache cannot be written."""
+        if not self.enabled:
+            return False
+        path = self.path(key)
+        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(pcm), _digest(pcm))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, header + pcm)
+        except OSError as exc:
+            # A full disk or a read-only cache costs speed, never the export.
+            self.last_error = f"cannot write the clip cache in {self.directory}: {exc}"
+            log.debug(self.last_error)
+            return False
+        return True
+
+
+def _verified(data: bytes) -> bytes | None:
+    if len(data) < _HEADER.size:
+        return None
+    magic, version, length, digest = _HEADER.unpack_from(data)
+    payload = data[_HEADER.size :]
+    if magic != MAGIC or version != FORMAT_VERSION or length != len(payload):
+        return None
+    return payload if _digest(payload) == digest else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A temp file in the same dir, then rename: readers see the old entry or the whole
+    # new one, never a partial file, even with several voicecoach processes at once.
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pcm")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise

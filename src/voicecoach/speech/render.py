@@ -1,0 +1,44 @@
+"""Render the clips of many cues, reading what the clip cache already holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from voicecoach.cache import ClipCache
+from voicecoach.speech.base import Engine, VoiceSettings, validate_settings
+
+
+def render_clips(
+    engine: Engine,
+    texts: Iterable[str],
+    settings: VoiceSettings,
+    cache: ClipCache | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, bytes]:
+    """PCM for each distinct text: cached clips are read, the others synthesised and stored.
+
+    on_progress(done, total) is called after each distinct text.
+    """
+    validate_settings(settings)
+    unique = list(dict.fromkeys(texts))
+    voice = engine.resolve_voice(settings.voice)
+    clips: dict[str, bytes] = {}
+    for done, text in enumerate(unique, 1):
+        key = ClipCache.key(
+            text,
+            engine=engine.name,
+            engine_version=engine.version,
+            voice=voice.id,
+            rate=settings.rate,
+            volume=settings.volume,
+        )
+        pcm = cache.get(key) if cache is not None else None
+        if pcm is None:
+            pcm = engine.synthesize(text, settings)
+            if cache is not None:
+                cache.put(key, pcm)
+        clips[text] = pcm
+        if on_progress is not None:
+            on_progress(done, len(unique))
+    return clips

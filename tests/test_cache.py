@@ -1,0 +1,204 @@
+"""The clip cache: keys, verified entries, atomic writes, and degrading when unwritable."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from voicecoach import cache as cache_module
+from voicecoach.cache import ClipCache, default_cache_dir
+from voicecoach.speech import Voice, VoiceSettings, render_clips
+from voicecoach.speech.espeak import EspeakEngine
+
+TEXTS = ["Breathe in.", "Lift your arms.", "Hold for five seconds.", "Relax.", "Well done."]
+
+
+class Counting:
+    """The real espeak engine, counting the cues it synthesises."""
+
+    def __init__(self, engine: EspeakEngine) -> None:
+        self.engine = engine
+        self.name, self.version = engine.name, engine.version
+        self.synthesised: list[str] = []
+
+    def voices(self) -> list[Voice]:
+        return self.engine.voices()
+
+    def resolve_voice(self, spec: str | None) -> Voice:
+        return self.engine.resolve_voice(spec)
+
+    def synthesize(self, text: str, settings: VoiceSettings) -> bytes:
+        self.synthesised.append(text)
+        return self.engine.synthesize(text, settings)
+
+
+@pytest.fixture(scope="module")
+def espeak() -> EspeakEngine:
+    return EspeakEngine()
+
+
+@pytest.fixture
+def engine(espeak: EspeakEngine) -> Counting:
+    return Counting(espeak)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ClipCache:
+    return ClipCache(tmp_path / "clips")
+
+
+def entries(cache: ClipCache) -> list[Path]:
+    return sorted(cache.directory.glob("*/*.pcm"))
+
+
+def key(text: str = "hello", **changes: object) -> str:
+    fields: dict[str, object] = {
+        "engine": "espeak", "engine_version": "espeak-ng 1.52.0", "voice": "gmw/en",
+        "rate": 165, "volume": 1.0,
+    }  # fmt: skip
+    fields.update(changes)
+    return ClipCache.key(text, **fields)  # type: ignore[arg-type]
+
+
+def test_key_changes_with_every_input() -> None:
+    keys = {
+        key(),
+        key("hello!"),
+        key(engine="pyttsx3"),
+        key(engine_version="espeak-ng 1.53.0"),
+        key(voice="gmw/en-US"),
+        key(rate=166),
+        key(volume=0.9),
+    }
+    assert len(keys) == 7
+    assert key() == key()
+    assert len(key()) == 64 and int(key(), 16) >= 0
+
+
+def test_miss_then_hit(cache: ClipCache) -> None:
+    assert cache.get(key()) is None
+    assert cache.put(key(), b"\x01\x02" * 500)
+    assert cache.get(key()) == b"\x01\x02" * 500
+    path = cache.path(key())
+    assert path.parent.name == key()[:2] and path.parent.parent == cache.directory
+
+
+def test_empty_clip_round_trips(cache: ClipCache) -> None:
+    cache.put(key(), b"")
+    assert cache.get(key()) == b""
+
+
+def damage_truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def damage_garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+def damage_flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01  # one bit of the payload: length and magic still fine
+    path.write_bytes(bytes(data))
+
+
+def damage_header_only(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:10])
+
+
+DAMAGES = [damage_truncate, damage_garbage, damage_flip, damage_header_only]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_entry_is_a_miss_and_deleted(cache: ClipCache, damage) -> None:
+    cache.put(key(), os.urandom(4000))
+    damage(cache.path(key()))
+    assert cache.get(key()) is None
+    assert not cache.path(key()).exists()
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_entry_is_rendered_again(cache: ClipCache, engine: Counting, damage) -> None:
+    render_clips(engine, TEXTS, VoiceSettings(), cache)
+    damage(cache.path(key_of(engine, TEXTS[2])))
+    engine.synthesised.clear()
+    clips = render_clips(engine, TEXTS, VoiceSettings(), cache)
+    assert engine.synthesised == [TEXTS[2]]
+    assert list(clips) == TEXTS and all(clips.values())
+    assert cache.get(key_of(engine, TEXTS[2])) == clips[TEXTS[2]]
+
+
+def key_of(engine: Counting, text: str, settings: VoiceSettings = VoiceSettings()) -> str:
+    return ClipCache.key(
+        text, engine=engine.name, engine_version=engine.version,
+        voice=engine.resolve_voice(settings.voice).id, rate=settings.rate, volume=settings.volume,
+    )  # fmt: skip
+
+
+def test_only_changed_texts_are_synthesised_again(cache: ClipCache, engine: Counting) -> None:
+    first = render_clips(engine, TEXTS, VoiceSettings(), cache)
+    assert engine.synthesised == TEXTS
+    engine.synthesised.clear()
+    changed = [*TEXTS[:3], "Relax your shoulders.", *TEXTS[4:]]
+    second = render_clips(engine, changed, VoiceSettings(), cache)
+    assert engine.synthesised == ["Relax your shoulders."]
+    assert all(second[t] == first[t] for t in TEXTS if t in changed)
+
+
+@pytest.mark.parametrize(
+    "settings", [VoiceSettings(rate=200), VoiceSettings(volume=0.8), VoiceSettings(voice="en-us")]
+)
+def test_other_settings_miss(cache: ClipCache, engine: Counting, settings: VoiceSettings) -> None:
+    render_clips(engine, TEXTS, VoiceSettings(), cache)
+    engine.synthesised.clear()
+    render_clips(engine, TEXTS[:2], settings, cache)
+    assert engine.synthesised == TEXTS[:2]
+
+
+def test_disabled_cache_never_reads_or_writes(tmp_path: Path, engine: Counting) -> None:
+    off = ClipCache(tmp_path / "clips", enabled=False)
+    render_clips(engine, TEXTS[:2], VoiceSettings(), off)
+    render_clips(engine, TEXTS[:2], VoiceSettings(), off)
+    assert engine.synthesised == TEXTS[:2] * 2
+    assert not (tmp_path / "clips").exists()
+
+
+def test_unwritable_cache_does_not_fail_rendering(
+    tmp_path: Path, engine: Counting, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A read-only dir is not read-only for root (CI), but a file in the way is for anyone.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a dir")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    for directory in (blocker / "clips", readonly):
+        unwritable = ClipCache(directory)
+        clips = render_clips(engine, TEXTS[:2], VoiceSettings(), unwritable)
+        assert list(clips) == TEXTS[:2] and all(clips.values())
+        if directory == blocker / "clips" or os.geteuid() != 0:
+            assert unwritable.last_error and str(directory) in unwritable.last_error
+    assert capfd.readouterr() == ("", "")
+
+
+def test_disk_full_leaves_no_temp_files(
+    cache: ClipCache, engine: Counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_module.os, "replace", full)
+    clips = render_clips(engine, TEXTS[:2], VoiceSettings(), cache)
+    assert all(clips.values())
+    assert "No space left on device" in (cache.last_error or "")
+    assert not [p for p in cache.directory.rglob("*") if p.is_file()]
+
+
+def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "env"))
+    assert ClipCache().directory == tmp_path / "env"
+    monkeypatch.delenv("VOICECOACH_CACHE_DIR")
+    assert default_cache_dir().parts[-2:] == ("voicecoach", "clips")
