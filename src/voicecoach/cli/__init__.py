@@ -1,0 +1,63 @@
+"""The `voicecoach` command line: parse options, call the core, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from voicecoach.cli import export as _export  # noqa: F401  (registers its commands)
+from voicecoach.cli import routines as _routines  # noqa: F401
+from voicecoach.cli.app import app
+from voicecoach.errors import VoicecoachError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: every known failure becomes one line on stderr and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
+        os.environ.get("VOICECOACH_DEBUG")
+    )
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
+    except VoicecoachError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(exc.line(), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("stopped", 130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
+        if _is_usage_error(exc):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx else " (see `voicecoach --help`)"
+            if not exc.format_message():  # type: ignore[attr-defined]
+                sys.exit(2)  # no command given: the help was already printed
+            _fail(f"error: {exc.format_message()}{hint}", 2)  # type: ignore[attr-defined]
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    # Typer's usage errors come from click (vendored in newer typer): recognise them by shape.
+    return hasattr(exc, "format_message") and getattr(exc, "exit_code", None) == 2
+
+
+def _fail(line: str, code: int) -> None:
+    print(line if line.startswith(("error", "internal", "stopped")) or ":" in line.split(" ")[0]
+          else f"error: {line}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _quiet_broken_pipe() -> None:
+    # The reader went away (e.g. `| head`): exit quietly without a second error at shutdown.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)

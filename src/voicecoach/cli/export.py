@@ -1,0 +1,127 @@
+"""Commands that make audio files: export, and voices to choose from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voicecoach import library
+from voicecoach.cli.app import app
+from voicecoach.cli.options import (
+    Detail,
+    DetailOpt,
+    EngineOpt,
+    JsonOpt,
+    LeadInOpt,
+    NoCacheOpt,
+    OnlyOpt,
+    PaceOpt,
+    QuietOpt,
+    RateOpt,
+    SkipOpt,
+    VoiceOpt,
+    VolumeOpt,
+    plan_options,
+    prepare_with_progress,
+    speech_setup,
+)
+from voicecoach.durations import format_clock
+from voicecoach.errors import UserError
+from voicecoach.loader import load_routine
+from voicecoach.ui import LazyProgress
+
+
+@app.command()
+def export(
+    routine: Annotated[str | None, typer.Argument(help="A bundled routine id (see `list`) or a path.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The MP3 to write (with --split: a folder). Default: ID.mp3 here.")] = None,
+    all_dir: Annotated[Path | None, typer.Option("--all", help="Export every bundled routine into this folder.")] = None,
+    split: Annotated[bool, typer.Option("--split", help="One MP3 per exercise, plus an .m3u playlist.")] = False,
+    transcript: Annotated[bool, typer.Option("--transcript", help="Also write an .lrc file with every cue at its time.")] = False,
+    bitrate: Annotated[int, typer.Option("--bitrate", min=32, max=320, help="MP3 bit rate in kbit/s (constant).")] = 64,
+    only: OnlyOpt = None,
+    skip: SkipOpt = None,
+    pace: PaceOpt = 1.0,
+    detail: DetailOpt = Detail.full,
+    lead_in: LeadInOpt = 1.5,
+    engine: EngineOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = 165,
+    volume: VolumeOpt = 1.0,
+    no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a routine as an MP3 track with a chapter per exercise, ready for a phone.
+
+    Example: [bold]voicecoach export five-minute-back -o back.mp3 --transcript[/bold]
+    """
+    from voicecoach.export import ExportOptions, export_split, export_track
+
+    if (routine is None) == (all_dir is None):
+        raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
+    speech = speech_setup(engine, voice, rate, volume, no_cache)
+    options = plan_options(only, skip, pace, detail, lead_in)
+    export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
+    jobs = (
+        [(library.load(routine), output)]
+        if routine is not None
+        else [(load_routine(path), None) for path in library.bundled().values()]
+    )
+    written = []
+    for loaded, dest in jobs:
+        with LazyProgress(quiet or as_json) as progress:
+            prepared = prepare_with_progress(loaded, options, speech, progress)
+            progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
+            if split:
+                folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
+                tracks = export_split(loaded, prepared, folder, export_options, progress.advance)
+            else:
+                target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
+                tracks = [export_track(loaded, prepared, target, export_options, progress.advance)]
+        written.extend(tracks)
+        if not as_json:
+            for track in tracks:
+                typer.echo(_describe(track))
+    if as_json:
+        typer.echo(json.dumps([t.as_json() for t in written], indent=2, ensure_ascii=False))
+
+
+def _describe(track) -> str:  # type: ignore[no-untyped-def]
+    size = track.size / 1e6
+    line = f"Wrote {track.path} ({format_clock(track.duration)}, {size:.1f} MB"
+    if track.chapters:
+        line += f", {len(track.chapters)} chapters"
+    line += ")"
+    for extra in track.extras:
+        line += f"\nWrote {extra}"
+    return line
+
+
+@app.command()
+def voices(
+    language: Annotated[str | None, typer.Option("--language", "-l", help="Only voices for this language, e.g. en or en-gb.")] = None,
+    engine: EngineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the voices the speech engine offers.
+
+    Example: [bold]voicecoach voices --language en[/bold]
+    """
+    from voicecoach.speech import get_engine
+
+    found = get_engine(engine).voices()
+    if language:
+        want = language.lower().replace("_", "-")
+        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    if as_json:
+        typer.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages),
+                                "gender": v.gender} for v in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        raise UserError(f"no voices for language {language!r}", fix="run `voicecoach voices` to see all")
+    for v in found:
+        typer.echo(f"{v.id:<28} {', '.join(v.languages):<16} {v.name}")

@@ -1,0 +1,151 @@
+"""Commands that read routines: list, show, validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voicecoach import library
+from voicecoach.cli.app import app
+from voicecoach.cli.options import (
+    Detail,
+    DetailOpt,
+    EngineOpt,
+    JsonOpt,
+    LeadInOpt,
+    OnlyOpt,
+    PaceOpt,
+    RateOpt,
+    RoutineArg,
+    SkipOpt,
+    VoiceOpt,
+    VolumeOpt,
+    plan_options,
+    prepare_with_progress,
+    speech_setup,
+)
+from voicecoach.durations import format_clock, format_duration
+from voicecoach.errors import RoutineErrors, UserError
+from voicecoach.loader import load_routine
+from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.ui import LazyProgress
+
+
+@app.command("list")
+def list_cmd(
+    as_json: JsonOpt = False,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
+) -> None:
+    """List the bundled routines with their length (as exported with default options).
+
+    Example: [bold]voicecoach list --json[/bold]
+    """
+    if estimate:
+        summaries = library.catalogue()
+    else:
+        speech = speech_setup(None, None, 165, 1.0, False)
+        with LazyProgress() as progress:
+            summaries = library.catalogue(lambda r: prepare_with_progress(r, PlanOptions(), speech, progress).plan)
+    if as_json:
+        typer.echo(json.dumps([s.as_json() for s in summaries], indent=2, ensure_ascii=False))
+        return
+    width = max(len(s.id) for s in summaries)
+    for s in summaries:
+        equipment = ", ".join(s.equipment) or "none"
+        typer.echo(
+            f"{s.id:<{width}}  {format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
+            f"{s.title}  [{equipment}]"
+        )
+
+
+@app.command()
+def show(
+    routine: RoutineArg,
+    as_json: JsonOpt = False,
+    only: OnlyOpt = None,
+    skip: SkipOpt = None,
+    pace: PaceOpt = 1.0,
+    detail: DetailOpt = Detail.full,
+    lead_in: LeadInOpt = 1.5,
+    engine: EngineOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = 165,
+    volume: VolumeOpt = 1.0,
+    estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
+) -> None:
+    """Show a routine's timeline: every cue, its time and kind, and the total.
+
+    Times come from the rendered speech, so they match `export` and `play` with the same options.
+
+    Example: [bold]voicecoach show five-minute-back[/bold]
+    """
+    loaded = library.load(routine)
+    options = plan_options(only, skip, pace, detail, lead_in)
+    if estimate:
+        plan = build_plan(loaded, options)
+    else:
+        plan = prepare_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False)).plan
+    if as_json:
+        typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{loaded.title}  ({loaded.id})")
+    if loaded.source:
+        typer.echo(f"Source: {loaded.source}")
+    if loaded.equipment:
+        typer.echo(f"Equipment: {', '.join(loaded.equipment)}")
+    typer.echo("")
+    current = object()
+    for event in plan.events:
+        if event.exercise != current and event.exercise:
+            typer.echo(f"\n  {event.exercise}")
+        current = event.exercise
+        typer.echo(f"{format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
+    typer.echo(f"\nTotal {format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
+
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    """The stable `--json` shape of a plan."""
+    return {
+        "routine": plan.routine_id,
+        "title": plan.title,
+        "duration": round(plan.duration, 3),
+        "events": [
+            {
+                "start": round(plan.seconds(e.start), 3),
+                "duration": round(plan.seconds(e.length), 3),
+                "kind": e.kind.value,
+                "text": e.text,
+                "exercise": e.exercise,
+            }
+            for e in plan.events
+        ],
+    }
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Routine files to check.")],
+) -> None:
+    """Check routine files; print `ok` for each good one, or every problem as PATH:LINE:COL.
+
+    Example: [bold]voicecoach validate my-routine.yaml[/bold]
+    """
+    failed = False
+    for path in files:
+        try:
+            build_plan(load_routine(path))
+        except RoutineErrors as exc:
+            failed = True
+            for error in exc.errors:
+                typer.echo(error.line(), err=True)
+            continue
+        except UserError as exc:
+            failed = True
+            typer.echo(exc.line(), err=True)
+            continue
+        typer.echo(f"{path}: ok")
+    if failed:
+        raise typer.Exit(2)
