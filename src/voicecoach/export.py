@@ -16,7 +16,6 @@ from voicecoach.model import Routine
 from voicecoach.plan import Plan
 from voicecoach.session import Prepared
 from voicecoach.tags import Chapter, TrackTags, write_tags
-from voicecoach.timeline import pcm_chunks
 
 Progress = Callable[[int], None]
 
@@ -72,7 +71,7 @@ def export_track(
         extra={"voicecoach routine": routine.id},
     )
     encode_mp3(
-        pcm_chunks(plan, prepared.clips),
+        prepared.stream(),
         dest,
         bitrate=options.bitrate,
         rate=plan.rate,
@@ -111,7 +110,7 @@ def export_split(
             length_ms=_ms(plan, end - start),
         )
         encode_mp3(
-            pcm_chunks(plan, prepared.clips, start, end),
+            prepared.stream(start, end),
             dest,
             bitrate=options.bitrate,
             rate=plan.rate,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from voicecoach.ffmpeg import SAMPLE_RATE, pydub_audio_segment
 from voicecoach.model import Routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.timeline import pcm_chunks
 
 if TYPE_CHECKING:
     from voicecoach.cache import ClipCache
@@ -68,6 +69,11 @@ class Prepared:
 
     plan: Plan
     clips: ClipStore
+
+    def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The audio of frames [start, end) as s16le mono PCM chunks: what export encodes and
+        live play sends to the speakers, so both are always the same."""
+        return pcm_chunks(self.plan, self.clips, start, end)
 
 
 def prepare(
