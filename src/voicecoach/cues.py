@@ -12,6 +12,14 @@ class Wording:
     start: str
     start_short: str
     cautions_intro: str
+    cautions_short_intro: str
+    cautions_generic: str
+    manipulation: str
+    manipulation_short: str
+    left_out: str
+    left_out_wait: str
+    left_out_count: str
+    left_out_screening: str
     next_up: str
     exercise: str
     hold: str
@@ -57,6 +65,14 @@ ENGLISH = Wording(
     start="{title}. This session takes about {minutes}. Get your mat ready.",
     start_short="{title}. About {minutes}.",
     cautions_intro="Before we begin.",
+    cautions_short_intro="A quick reminder.",
+    cautions_generic="Stop at once if anything hurts, and never force a movement.",
+    manipulation="Go gently. Stop if it hurts, and never force your back to crack.",
+    manipulation_short="Stop if it hurts; never force it.",
+    left_out="{name} is left out today: {reason}.",
+    left_out_wait="you did it {ago} ago, and it needs {wait} between sessions",
+    left_out_count="you have done it {count} today, the most advised",
+    left_out_screening="your safety answers rule out self-manipulation",
     next_up="Coming up next: {name}.",
     exercise="{name}.",
     hold="Hold for {duration}.",

@@ -62,6 +62,15 @@ class FollowUp(Strict):
     short: Text | None = None
 
 
+class Caution(Strict):
+    """A warning spoken before the first exercise, with a shorter form for familiar listeners."""
+
+    say: Text
+    short: Text | None = Field(
+        None, description="Said instead once the routine is familiar (cautions never vanish)."
+    )
+
+
 class Breath(str, Enum):
     inhale = "in"
     exhale = "out"
@@ -224,6 +233,10 @@ class Defaults(Strict):
     step_pause: Duration = Field(2.0, description="Time after each set-up step to carry it out.")
     rest_between_sets: Duration = 15.0
     countdown: int = Field(3, ge=0, le=10, description="Count down the last N seconds of holds.")
+    familiar_after: int = Field(
+        3, ge=1, le=1000,
+        description="After this many sessions, short cues and short cautions are used.",
+    )
     halfway_after: Duration = Field(20.0, description="Holds at least this long get a halfway cue.")
     transition: Duration = Field(5.0, description="Time to switch sides.")
     tempo: Duration = Field(3.0, description="Default length of one counted repetition.")
@@ -240,9 +253,20 @@ class Routine(Strict):
     language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     equipment: list[Tag] = Field(default_factory=list, max_length=20)
     areas: list[Tag] = Field(default_factory=list, max_length=20, description="Body areas.")
-    cautions: list[Text] = Field(default_factory=list, max_length=20)
+    cautions: list[Caution] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Warnings spoken before the first exercise: text, or {say, short}.",
+    )
     defaults: Defaults = Field(default_factory=Defaults)
     exercises: list[Exercise] = Field(min_length=1, max_length=200)
+
+    @field_validator("cautions", mode="before")
+    @classmethod
+    def _cautions_as_objects(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"say": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("language")
     @classmethod
@@ -277,7 +301,12 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = "https://voicecoach.invalid/routine.schema.json"
     schema["title"] = "voicecoach routine"
     # A set-up step may be plain text; the model turns it into a Step before validation.
-    props = schema["$defs"]["Exercise"]["properties"]
-    for key, ref in (("setup", "Step"), ("then", "FollowUp")):
-        props[key]["items"] = {"anyOf": [{"type": "string", "minLength": 1}, {"$ref": f"#/$defs/{ref}"}]}
+    text_or = [("Exercise", "setup", "Step"), ("Exercise", "then", "FollowUp")]
+    for model, key, ref in text_or:
+        schema["$defs"][model]["properties"][key]["items"] = {
+            "anyOf": [{"type": "string", "minLength": 1}, {"$ref": f"#/$defs/{ref}"}]
+        }
+    schema["properties"]["cautions"]["items"] = {
+        "anyOf": [{"type": "string", "minLength": 1}, {"$ref": "#/$defs/Caution"}]
+    }
     return schema

@@ -59,6 +59,8 @@ class PlanOptions:
     detail: str = "full"
     lead_in: float = 1.5
     rate: int = PLAN_RATE
+    #: Exercises the safety rules leave out today, with the reason spoken to the listener.
+    left_out: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,12 @@ def build_plan(
     """The plan for a routine. Pure: the same routine, options and clip lengths give the same plan."""
     options = options or PlanOptions()
     measure = measure or estimate_speech(options.rate)
-    exercises = select_exercises(routine, options.only, options.skip)
+    left = {_slug(name) for name, _ in options.left_out}
+    exercises = [ex for ex in select_exercises(routine, options.only, options.skip)
+                 if _slug(ex.name) not in left]
+    if not exercises:
+        raise UserError("every chosen exercise is left out today",
+                        fix="see `voicecoach history`, or add --force to do them anyway")
     words = wording(routine.language)
     draft = _Builder(routine, options, measure, words, draft=True).build(exercises, minutes="")
     minutes = words.duration(60 * max(1, round(draft.total / options.rate / 60)))
@@ -255,11 +262,10 @@ class _Builder:
         r, w = self.routine, self.words
         short = self.options.detail == "short"
         start = (w.start_short if short else w.start).format(title=r.title, minutes=minutes)
-        self.say(Kind.START, start, after=SETTLE if not r.cautions else MIN_GAP)
-        if r.cautions:
-            self.say(Kind.CAUTION, w.cautions_intro)
-            for i, caution in enumerate(r.cautions):
-                self.say(Kind.CAUTION, caution, after=SETTLE if i == len(r.cautions) - 1 else 0.5)
+        self.say(Kind.START, start, after=MIN_GAP)
+        cautions = self.cautions(short)
+        for i, caution in enumerate(cautions):
+            self.say(Kind.CAUTION, caution, after=SETTLE if i == len(cautions) - 1 else 0.5)
         for i, ex in enumerate(exercises):
             if i:
                 self.rest_between(ex)
@@ -273,7 +279,20 @@ class _Builder:
             lead_in=lead_in,
             events=tuple(self.events),
             exercises=tuple(ex.name for ex in exercises),
+            left_out=self.options.left_out,
         )
+
+    def cautions(self, short: bool) -> list[str]:
+        """The routine's cautions, then why any exercise is left out today. Short once familiar,
+        never absent: without short forms, one general reminder stands in for them."""
+        w, listed = self.words, self.routine.cautions
+        if not short:
+            said = [w.cautions_intro, *(c.say for c in listed)] if listed else []
+        else:
+            shorts = [c.short for c in listed if c.short]
+            said = [w.cautions_short_intro, *(shorts or [w.cautions_generic])]
+        said += [w.left_out.format(name=name, reason=reason) for name, reason in self.options.left_out]
+        return said
 
     def rest_between(self, ex: Exercise) -> None:
         self.current = None
@@ -290,6 +309,8 @@ class _Builder:
         self.say(Kind.INSTRUCTION, self.words.exercise.format(name=ex.name), after=0.5)
         if ex.caution:
             self.say(Kind.CAUTION, ex.caution)
+        if ex.manipulation:
+            self.say(Kind.CAUTION, self.words.manipulation_short if short else self.words.manipulation)
         if ex.limits and ex.limits.note:
             self.say(Kind.CAUTION, ex.limits.note)
         # Steps up to the first one that names a side are said once; the rest once per side.

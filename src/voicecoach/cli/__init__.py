@@ -8,8 +8,9 @@ import traceback
 
 import typer
 
-from voicecoach.cli import routines as _routines  # noqa: F401  (registers its commands)
 from voicecoach.cli import export as _export  # noqa: F401
+from voicecoach.cli import routines as _routines  # noqa: F401  (registers its commands)
+from voicecoach.cli import safety as _safety  # noqa: F401
 from voicecoach.cli.app import app
 from voicecoach.errors import VoicecoachError
 

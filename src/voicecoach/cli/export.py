@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,6 @@ import typer
 from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
-    Detail,
     DetailOpt,
     EngineOpt,
     JsonOpt,
@@ -22,10 +22,13 @@ from voicecoach.cli.options import (
     QuietOpt,
     RateOpt,
     SkipOpt,
+    UnderstandOpt,
     VoiceOpt,
     VolumeOpt,
+    apply_safety,
     plan_options,
     prepare_with_progress,
+    record_session,
     speech_setup,
 )
 from voicecoach.durations import format_clock
@@ -45,13 +48,14 @@ def export(
     only: OnlyOpt = None,
     skip: SkipOpt = None,
     pace: PaceOpt = 1.0,
-    detail: DetailOpt = Detail.full,
+    detail: DetailOpt = None,
     lead_in: LeadInOpt = 1.5,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
     volume: VolumeOpt = 1.0,
     no_cache: NoCacheOpt = False,
+    i_understand: UnderstandOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -73,8 +77,20 @@ def export(
     )
     written = []
     for loaded, dest in jobs:
+        # Frequency limits are for doing, not for making a track to follow another day.
+        try:
+            session_options, verdict = apply_safety(
+                loaded, options, detail=detail, apply_limits=False, force=False,
+                i_understand=i_understand,
+            )
+        except UserError as exc:
+            if routine is not None:
+                raise
+            typer.echo(f"note: skipped {loaded.id}: {exc.line()}", err=True)
+            continue
+        started = time.time()
         with LazyProgress(quiet or as_json) as progress:
-            prepared = prepare_with_progress(loaded, options, speech, progress)
+            prepared = prepare_with_progress(loaded, session_options, speech, progress)
             progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
             if split:
                 folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
@@ -83,6 +99,8 @@ def export(
                 target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
                 tracks = [export_track(loaded, prepared, target, export_options, progress.advance)]
         written.extend(tracks)
+        record_session(loaded, "export", started, prepared.plan.duration, completed=True,
+                       detail=verdict.detail)
         if not as_json:
             for track in tracks:
                 typer.echo(_describe(track))

@@ -22,7 +22,7 @@ class Detail(str, Enum):
     short = "short"
 
 
-DetailOpt = Annotated[Detail, typer.Option("--detail", help="Full set-up instructions or short reminders.")]
+DetailOpt = Annotated[Detail | None, typer.Option("--detail", help="Full set-up instructions, or short reminders (default: full until you have done the routine a few times).")]
 LeadInOpt = Annotated[float, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds.")]
 
 
@@ -55,7 +55,91 @@ def prepare_with_progress(routine, options: PlanOptions, speech, progress: LazyP
 
 
 def plan_options(
-    only: list[str] | None, skip: list[str] | None, pace: float, detail: Detail, lead_in: float
+    only: list[str] | None, skip: list[str] | None, pace: float, detail: Detail | None, lead_in: float
 ) -> PlanOptions:
-    return PlanOptions(pace=pace, only=tuple(only or ()), skip=tuple(skip or ()), detail=detail.value,
-                       lead_in=lead_in)
+    return PlanOptions(pace=pace, only=tuple(only or ()), skip=tuple(skip or ()),
+                       detail=detail.value if detail else "full", lead_in=lead_in)
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Include exercises whose frequency limit says to wait (recorded in history).")]
+UnderstandOpt = Annotated[bool, typer.Option("--i-understand", help="Include self-manipulation (cracking) moves although your safety answers rule them out.")]
+
+
+def apply_safety(
+    routine,  # type: ignore[no-untyped-def]
+    options: PlanOptions,
+    *,
+    detail: Detail | None,
+    apply_limits: bool,
+    force: bool,
+    i_understand: bool,
+):
+    """Screening, frequency limits and familiarity decide what this session holds.
+
+    Returns the plan options to use and the verdict (what was left out, forced, the detail)."""
+    import dataclasses
+
+    from voicecoach.history import History
+    from voicecoach.plan import select_exercises
+    from voicecoach.safety import assess, load_screening
+
+    screening = load_screening()
+    if not screening.answered:
+        screening = ask_screening_if_interactive(screening, routine.manipulation)
+    history = History()
+    verdict = assess(
+        routine, history=history, screening=screening, apply_limits=apply_limits, force=force,
+        i_understand=i_understand, detail=detail.value if detail else None,
+        chosen=select_exercises(routine, options.only, options.skip),
+    )
+    for note in verdict.notes:
+        typer.echo(f"note: {note}", err=True)
+    for name, reason in verdict.left_out:
+        if "safety answers" not in reason:
+            typer.echo(f"note: {name} is left out: {reason} (add --force to include it)", err=True)
+    return dataclasses.replace(options, left_out=verdict.left_out, detail=verdict.detail), verdict
+
+
+def ask_screening_if_interactive(screening, has_manipulation: bool):  # type: ignore[no-untyped-def]
+    """Before the first session: the screening questions when someone can answer them."""
+    import sys
+
+    from voicecoach.safety import QUESTIONS, save_screening
+
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        typer.echo("Before your first session, a few questions from the articles' warnings.",
+                   err=True)
+        answers = {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
+        saved = save_screening(answers)
+        if saved.rules_out_manipulation:
+            typer.echo("Self-manipulation (cracking) moves will be left out; see a doctor or "
+                       "physiotherapist first. Change answers with `voicecoach safety`.", err=True)
+        return saved
+    if has_manipulation:
+        typer.echo("note: this routine has self-manipulation moves and you have not answered the "
+                   "safety questions yet (`voicecoach safety`)", err=True)
+    return screening
+
+
+def record_session(
+    routine,  # type: ignore[no-untyped-def]
+    kind: str,
+    started: float,
+    position: float,
+    *,
+    completed: bool,
+    exercises_done: tuple[str, ...] = (),
+    stopped_at: str | None = None,
+    forced: bool = False,
+    detail: str = "full",
+) -> None:
+    """Write one session to history."""
+    import time
+
+    from voicecoach.history import History, SessionRecord
+
+    History().record(SessionRecord(
+        routine=routine.id, title=routine.title, kind=kind, started=started, ended=time.time(),
+        completed=completed, position=position, exercises_done=exercises_done,
+        stopped_at=stopped_at, forced=forced, detail=detail,
+    ))

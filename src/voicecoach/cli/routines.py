@@ -11,9 +11,9 @@ import typer
 from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
-    Detail,
     DetailOpt,
     EngineOpt,
+    ForceOpt,
     JsonOpt,
     LeadInOpt,
     OnlyOpt,
@@ -21,8 +21,10 @@ from voicecoach.cli.options import (
     RateOpt,
     RoutineArg,
     SkipOpt,
+    UnderstandOpt,
     VoiceOpt,
     VolumeOpt,
+    apply_safety,
     plan_options,
     prepare_with_progress,
     speech_setup,
@@ -68,7 +70,9 @@ def show(
     only: OnlyOpt = None,
     skip: SkipOpt = None,
     pace: PaceOpt = 1.0,
-    detail: DetailOpt = Detail.full,
+    detail: DetailOpt = None,
+    force: ForceOpt = False,
+    i_understand: UnderstandOpt = False,
     lead_in: LeadInOpt = 1.5,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
@@ -83,7 +87,9 @@ def show(
     Example: [bold]voicecoach show five-minute-back[/bold]
     """
     loaded = library.load(routine)
-    options = plan_options(only, skip, pace, detail, lead_in)
+    options, _ = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
+                              detail=detail, apply_limits=True, force=force,
+                              i_understand=i_understand)
     if estimate:
         plan = build_plan(loaded, options)
     else:
@@ -104,6 +110,8 @@ def show(
         current = event.exercise
         typer.echo(f"{format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
     typer.echo(f"\nTotal {format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
+    for name, reason in plan.left_out:
+        typer.echo(f"Left out: {name}: {reason}")
 
 
 def plan_json(plan: Plan) -> dict[str, object]:
@@ -112,6 +120,7 @@ def plan_json(plan: Plan) -> dict[str, object]:
         "routine": plan.routine_id,
         "title": plan.title,
         "duration": round(plan.duration, 3),
+        "left_out": [{"exercise": name, "reason": reason} for name, reason in plan.left_out],
         "events": [
             {
                 "start": round(plan.seconds(e.start), 3),

@@ -1,0 +1,248 @@
+"""Session history in SQLite: what was played or exported, and when each exercise was last done."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+from voicecoach.errors import Fault
+
+ENV_DATA_DIR = "VOICECOACH_DATA_DIR"
+DB_NAME = "history.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    routine TEXT NOT NULL,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('live', 'export')),
+    started REAL NOT NULL,
+    ended REAL NOT NULL,
+    completed INTEGER NOT NULL,
+    position REAL NOT NULL,
+    stopped_at TEXT,
+    forced INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT 'full'
+);
+CREATE TABLE IF NOT EXISTS exercises_done (
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    routine TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    done_at REAL NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS exercises_done_by_name ON exercises_done (routine, exercise, done_at);
+CREATE INDEX IF NOT EXISTS sessions_by_routine ON sessions (routine, started);
+"""
+
+
+def data_dir() -> Path:
+    """Where history and safety answers live: $VOICECOACH_DATA_DIR, else the user data folder."""
+    override = os.environ.get(ENV_DATA_DIR)
+    return Path(override).expanduser() if override else Path(user_data_dir("voicecoach", False))
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One live session or export, as it is written to history."""
+
+    routine: str
+    title: str
+    kind: str
+    started: float
+    ended: float
+    completed: bool
+    position: float
+    exercises_done: tuple[str, ...] = ()
+    stopped_at: str | None = None
+    forced: bool = False
+    detail: str = "full"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    routine: str
+    title: str
+    kind: str
+    started: float
+    ended: float
+    completed: bool
+    position: float
+    stopped_at: str | None
+    forced: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "routine": self.routine,
+            "title": self.title,
+            "kind": self.kind,
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "completed": self.completed,
+            "position": round(self.position, 3),
+            "stopped_at": self.stopped_at,
+            "forced": self.forced,
+        }
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+class History:
+    """The history database. Every write is one short transaction, so concurrent processes
+    (WAL mode, busy timeout) lose nothing and a killed process leaves every finished session."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or data_dir()
+        self.path = self.folder / DB_NAME
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Fault(f"cannot create the history folder {self.folder}: {exc.strerror}") from None
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.DatabaseError(f"journal mode {mode}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise sqlite3.DatabaseError(ok)
+            with _transaction(conn):
+                _create(conn)
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise self._damaged(exc) from None
+        self._conn = conn
+        return conn
+
+    def _damaged(self, exc: Exception) -> Fault:
+        """Move a damaged database aside (never delete it) and say where it went."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{DB_NAME}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                with contextlib.suppress(OSError):
+                    source.replace(Path(f"{aside}{suffix}"))
+        return Fault(
+            f"the history file {self.path} was damaged ({exc}); it was moved to {aside} and a "
+            "new one will be started",
+            fix="run the command again; limits and streaks start afresh",
+        )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def record(self, session: SessionRecord) -> int:
+        conn = self._connect()
+        with _transaction(conn):
+            cur = conn.execute(
+                "INSERT INTO sessions (routine, title, kind, started, ended, completed, position,"
+                " stopped_at, forced, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session.routine, session.title, session.kind, session.started, session.ended,
+                 int(session.completed), session.position, session.stopped_at,
+                 int(session.forced), session.detail),
+            )
+            session_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO exercises_done (session_id, routine, exercise, done_at, forced)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(session_id, session.routine, name, session.ended, int(session.forced))
+                 for name in session.exercises_done],
+            )
+        return session_id
+
+    def sessions(self, routine: str | None = None, limit: int | None = None) -> list[Session]:
+        conn = self._connect()
+        query = ("SELECT id, routine, title, kind, started, ended, completed, position, stopped_at,"
+                 " forced FROM sessions")
+        args: list[object] = []
+        if routine:
+            query += " WHERE routine = ?"
+            args.append(routine)
+        query += " ORDER BY started DESC, id DESC"
+        if limit:
+            query += f" LIMIT {int(limit)}"
+        return [Session(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]))
+                for r in conn.execute(query, args)]
+
+    def live_sessions(self, routine: str) -> int:
+        """How many live sessions of this routine were played (to the end or not)."""
+        conn = self._connect()
+        row = conn.execute(
+            "SELECT COUNT(*) FROM sessions WHERE routine = ? AND kind = 'live'", (routine,)
+        ).fetchone()
+        return int(row[0])
+
+    def done_times(self, routine: str, exercise: str, since: float) -> list[float]:
+        conn = self._connect()
+        rows = conn.execute(
+            "SELECT done_at FROM exercises_done WHERE routine = ? AND exercise = ? AND done_at >= ?"
+            " ORDER BY done_at",
+            (routine, exercise, since),
+        )
+        return [r[0] for r in rows]
+
+    def active_days(self) -> list[_dt.date]:
+        """Local dates with at least one live session that reached its end."""
+        conn = self._connect()
+        rows = conn.execute("SELECT ended FROM sessions WHERE kind = 'live' AND completed = 1")
+        return sorted({_dt.datetime.fromtimestamp(r[0]).date() for r in rows})
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    elif version > SCHEMA_VERSION:
+        raise Fault(f"history was written by a newer voicecoach (schema {version})",
+                    fix="upgrade voicecoach")
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def streaks(days: Sequence[_dt.date], today: _dt.date | None = None) -> tuple[int, int]:
+    """(current, longest) runs of consecutive days; the current run may end today or yesterday."""
+    today = today or _dt.date.today()
+    longest = run = 0
+    previous: _dt.date | None = None
+    for day in days:
+        run = run + 1 if previous is not None and (day - previous).days == 1 else 1
+        longest = max(longest, run)
+        previous = day
+    current = run if previous is not None and (today - previous).days <= 1 else 0
+    return current, longest

@@ -1,0 +1,216 @@
+"""The articles' warnings as behaviour: screening answers, frequency limits, and familiarity."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voicecoach import atomic
+from voicecoach.cues import wording
+from voicecoach.errors import Fault, UserError
+from voicecoach.history import History, data_dir
+from voicecoach.model import Exercise, Routine
+
+SAFETY_FILE = "safety.json"
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    text: str
+
+
+#: The articles' contraindications, one short yes/no question each.
+QUESTIONS = (
+    Question("chronic", "Do you have chronic back or neck pain (pain lasting months)?"),
+    Question("diagnosis", "Has a doctor diagnosed a problem with your spine, discs, bones or "
+                          "joints (for example a disc problem or osteoporosis)?"),
+    Question("surgery", "Have you had surgery recently?"),
+    Question("pregnant", "Are you pregnant?"),
+    Question("condition", "Do you have another medical condition that a doctor or "
+                          "physiotherapist should clear before you crack your own back?"),
+)
+
+
+@dataclass(frozen=True)
+class Screening:
+    """Stored answers (None: never answered)."""
+
+    answers: dict[str, bool] | None = None
+    answered_at: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.answers is not None
+
+    @property
+    def rules_out_manipulation(self) -> bool:
+        return bool(self.answers) and any(self.answers.values())  # type: ignore[union-attr]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "answered": self.answered,
+            "answered_at": self.answered_at,
+            "answers": self.answers,
+            "rules_out_manipulation": self.rules_out_manipulation,
+            "questions": {q.key: q.text for q in QUESTIONS},
+        }
+
+
+def screening_path(folder: Path | None = None) -> Path:
+    return (folder or data_dir()) / SAFETY_FILE
+
+
+def load_screening(folder: Path | None = None) -> Screening:
+    path = screening_path(folder)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        answers = {q.key: bool(data["answers"][q.key]) for q in QUESTIONS}
+        return Screening(answers, data.get("answered_at"))
+    except FileNotFoundError:
+        return Screening()
+    except (OSError, ValueError, KeyError, TypeError):
+        # A damaged answers file counts as unanswered: the questions are asked again.
+        return Screening()
+
+
+def save_screening(answers: dict[str, bool], folder: Path | None = None) -> Screening:
+    missing = [q.key for q in QUESTIONS if q.key not in answers]
+    if missing:
+        raise UserError(f"missing answers for: {', '.join(missing)}",
+                        fix="answer every question, e.g. --answer pregnant=no")
+    stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    payload = {"answers": {q.key: bool(answers[q.key]) for q in QUESTIONS}, "answered_at": stamp}
+    try:
+        atomic.write_text(screening_path(folder), json.dumps(payload, indent=2) + "\n")
+    except UserError as exc:
+        raise Fault(exc.message) from None
+    return Screening(payload["answers"], stamp)
+
+
+def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:
+    """`key=yes|no` pairs, as given on the command line."""
+    keys = {q.key for q in QUESTIONS}
+    out: dict[str, bool] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        key, value = key.strip().lower(), value.strip().lower()
+        if key not in keys:
+            raise UserError(f"unknown question {key!r}", fix=f"questions: {', '.join(sorted(keys))}")
+        if value not in {"yes", "no", "y", "n", "true", "false"}:
+            raise UserError(f"answer {pair!r} with yes or no", fix=f"e.g. {key}=no")
+        out[key] = value in {"yes", "y", "true"}
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What safety decides for one session: exercises left out (and why) and the detail level."""
+
+    left_out: tuple[tuple[str, str], ...]
+    detail: str
+    sessions_before: int
+    forced: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def assess(
+    routine: Routine,
+    *,
+    history: History,
+    screening: Screening,
+    now: float | None = None,
+    apply_limits: bool = True,
+    force: bool = False,
+    i_understand: bool = False,
+    detail: str | None = None,
+    chosen: Iterable[Exercise] | None = None,
+) -> Verdict:
+    """Decide what a session of `routine` may contain now. Raises UserError when nothing may play."""
+    now = time.time() if now is None else now
+    words = wording(routine.language)
+    exercises = list(chosen) if chosen is not None else list(routine.exercises)
+    left: list[tuple[str, str]] = []
+    forced: list[str] = []
+    notes: list[str] = []
+    if screening.rules_out_manipulation and not i_understand:
+        cracking = [ex for ex in exercises if ex.manipulation]
+        if cracking and len(cracking) == len(exercises):
+            raise UserError(
+                f"{routine.id} is all self-manipulation, which your safety answers rule out",
+                fix=f"try {', '.join(gentle_routines()) or 'a gentle routine'}; review answers "
+                "with `voicecoach safety`, or add --i-understand",
+            )
+        left += [(ex.name, words.left_out_screening) for ex in cracking]
+        if cracking:
+            notes.append(f"left out {len(cracking)} self-manipulation exercise(s) because of your "
+                         "safety answers (`voicecoach safety`; --i-understand to include them)")
+    for ex in exercises:
+        if not ex.limits or any(name == ex.name for name, _ in left):
+            continue
+        reason = limit_reason(routine, ex, history, now, words) if apply_limits else None
+        if reason and force:
+            forced.append(ex.name)
+        elif reason:
+            left.append((ex.name, reason))
+    sessions = history.live_sessions(routine.id)
+    level = detail or ("short" if sessions >= routine.defaults.familiar_after else "full")
+    return Verdict(tuple(left), level, sessions, tuple(forced), tuple(notes))
+
+
+def limit_reason(
+    routine: Routine, ex: Exercise, history: History, now: float, words=None  # type: ignore[no-untyped-def]
+) -> str | None:
+    """Why `ex` may not be done now, or None."""
+    words = words or wording(routine.language)
+    limits = ex.limits
+    if limits is None:
+        return None
+    if limits.wait:
+        recent = history.done_times(routine.id, ex.name, now - limits.wait)
+        if recent:
+            ago = max(60.0, round((now - recent[-1]) / 60) * 60)
+            return words.left_out_wait.format(ago=words.duration(ago),
+                                              wait=words.duration(limits.wait))
+    if limits.max_per_day:
+        today = history.done_times(routine.id, ex.name, _midnight(now))
+        if len(today) >= limits.max_per_day:
+            return words.left_out_count.format(count=_times(len(today)))
+    return None
+
+
+def next_allowed(routine: Routine, ex: Exercise, history: History, now: float) -> float | None:
+    """When `ex` may next be done (None: now)."""
+    if ex.limits is None:
+        return None
+    when = now
+    if ex.limits.wait:
+        recent = history.done_times(routine.id, ex.name, now - ex.limits.wait)
+        if recent:
+            when = max(when, recent[-1] + ex.limits.wait)
+    if ex.limits.max_per_day:
+        today = history.done_times(routine.id, ex.name, _midnight(now))
+        if len(today) >= ex.limits.max_per_day:
+            when = max(when, _midnight(now) + 86400)
+    return when if when > now else None
+
+
+def _midnight(now: float) -> float:
+    day = _dt.datetime.fromtimestamp(now).date()
+    return _dt.datetime.combine(day, _dt.time()).timestamp()
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def gentle_routines() -> list[str]:
+    """Bundled routines without any self-manipulation exercise."""
+    from voicecoach.library import bundled
+    from voicecoach.loader import load_routine
+
+    return [rid for rid, path in bundled().items() if not load_routine(path).manipulation]
