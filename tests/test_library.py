@@ -17,6 +17,7 @@ from voicecoach import library
 from voicecoach.loader import load_routine
 from voicecoach.model import (
     Breathing,
+    Caution,
     CueSwitches,
     Defaults,
     Exercise,
@@ -53,7 +54,6 @@ class Ex:
     sides: int = 0
     phase: float | Range | None = None  # a timed stay inside each repetition
     breath: tuple[str, ...] = ()  # breath phases in each repetition ("in", "out")
-    breath_total: float | None = None  # seconds of breathing phases in each repetition
     breathing: bool = False  # a breathing pace during the hold
     says: tuple[str, ...] = ()  # words the exercise's own texts must contain
     caution: tuple[str, ...] = ()  # words its caution or limit note must contain
@@ -93,8 +93,8 @@ ARTICLES = {
             Ex("spinal twist", hold=10, sides=2, sets=4),  # "four repetitions", switch sides
             Ex("morning", manipulation=True, says=("head", "arch")),  # "until your back cracks"
             Ex("chair", manipulation=True, caution=("firm",), says=("heels", "head back")),
-            Ex("kneeling", sets=4, rest=60, breath_total=20, says=("rock", "ankles"),
-               breath=("in", "out")),  # the "Mohammedan exercise": 20 s, rest a minute, 4 times
+            Ex("kneeling", hold=20, sets=4, rest=60, breathing=True, says=("rock", "ankles")),
+            # the "Mohammedan exercise": rock, stay 20 s breathing, rest a minute, 4 times
             Ex("foam roller", reps=10, sets=2, rest=20, wait=3600, max_per_day=2,
                caution=("hour", "two more sets"), manipulation=True),
             # 10 rolls, rest 20 s, 10 more; after a crack wait an hour; two more sets, no more
@@ -171,13 +171,14 @@ def _note(ex: Exercise) -> str:
 def _texts(ex: Exercise) -> list[str]:
     parts = [ex.caution or "", ex.summary or "", _note(ex)]
     parts += [s.say for s in ex.setup] + [s.short or "" for s in ex.setup]
-    parts += [p.say for p in ex.each_rep]
+    parts += [p.say for p in ex.each_rep] + [p.short or "" for p in ex.each_rep]
     parts += [f.say for f in ex.then] + [f.short or "" for f in ex.then]
     return [t for t in parts if t]
 
 
 def _routine_texts(r: Routine) -> list[str]:
-    out = [r.title, r.description or "", *r.cautions]
+    out = [r.title, r.description or ""]
+    out += [c.say for c in r.cautions] + [c.short or "" for c in r.cautions]
     for ex in r.exercises:
         out += [ex.name, *_texts(ex)]
     return [t for t in out if t]
@@ -209,9 +210,6 @@ def _check(ex: Exercise, want: Ex) -> None:
         assert b in breaths, f"{where}: no breathe-{b} phase"
     if want.breath == ("out", "in"):  # breathe out into the move, in to come back
         assert breaths.index("out") < breaths.index("in"), where
-    if want.breath_total is not None:
-        total = sum(p.seconds for p in ex.each_rep if p.breath is not None)
-        assert total == want.breath_total, f"{where}: {total} s of breathing"
     if want.breathing:
         assert ex.breathing is not None, f"{where}: no breathing pace"
     text = " ".join(_texts(ex)).casefold()
@@ -238,7 +236,7 @@ def test_routine_holds_every_exercise_of_its_article(key: str) -> None:
     assert len(names) == len(article.exercises), names
     for ex, want in zip(routine.exercises, article.exercises, strict=True):
         _check(ex, want)
-    cautions = " ".join(routine.cautions).casefold()
+    cautions = " ".join(c.say for c in routine.cautions).casefold()
     for word in article.cautions:
         assert word in cautions, f"{article.routine}: no caution about {word!r}"
     assert set(article.equipment) <= set(routine.equipment)
@@ -282,11 +280,26 @@ def test_bundled_file_starts_with_the_schema_modeline(routine_id: str) -> None:
     assert (_bundled()[routine_id].parent / "routine.schema.json").is_file()
 
 
+BREATH_WORDS = {"in": r"\bbreath|\binhale", "out": r"\bout\b|\bexhale", "hold": r"\bhold|\bpause"}
+
+
+@pytest.mark.parametrize("routine_id", sorted(library.bundled()))
+def test_breath_phases_say_the_breath(routine_id: str) -> None:
+    # `breath` only times a phase; the listener hears nothing but its own words.
+    routine = load_routine(_bundled()[routine_id])
+    for ex in routine.exercises:
+        for phase in ex.each_rep:
+            if phase.breath is not None:
+                for text in filter(None, (phase.say, phase.short)):
+                    assert re.search(BREATH_WORDS[phase.breath.value], text, re.I), text
+
+
 @pytest.mark.parametrize("routine_id", sorted(library.bundled()))
 def test_no_spoken_text_repeats_the_coach(routine_id: str) -> None:
-    # The coach says "Hold for 20 seconds", counts, "Switch sides", "Set 2 of 3" and "Rest for".
-    coach = re.compile(r"hold for \d|\bswitch sides\b|\bset \d+ of\b|\brest for \d|"
-                       r"\b\d+ (seconds?|minutes?)\b", re.I)
+    # The coach says "Hold for 20 seconds", "Keep going for 1 minute", counts, "Switch sides",
+    # "Set 2 of 3" and "Rest for".
+    coach = re.compile(r"hold for \d|keep going for \d|\bswitch sides\b|\bset \d+ of\b|"
+                       r"\brest for \d|\b\d+ (seconds?|minutes?)\b", re.I)
     routine = load_routine(_bundled()[routine_id])
     for text in _routine_texts(routine):
         assert not coach.search(text), text
@@ -384,7 +397,7 @@ def test_doc_example_is_the_test_file_and_validates() -> None:
 def _keys(data: object, level: str, found: dict[str, set[str]]) -> None:
     children = {"defaults": "defaults", "cues": "cues", "exercises": "exercise", "setup": "step",
                 "each_rep": "phase", "breathing": "breathing", "then": "follow-up",
-                "limits": "limits"}
+                "limits": "limits", "cautions": "caution"}
     if isinstance(data, dict):
         found.setdefault(level, set()).update(data)
         for key, value in data.items():
@@ -398,6 +411,7 @@ def _keys(data: object, level: str, found: dict[str, set[str]]) -> None:
 MODELS = {
     "routine": Routine, "defaults": Defaults, "cues": CueSwitches, "exercise": Exercise,
     "step": Step, "phase": Phase, "breathing": Breathing, "follow-up": FollowUp, "limits": Limits,
+    "caution": Caution,
 }
 
 
@@ -411,8 +425,13 @@ def test_doc_example_uses_every_key_and_the_doc_names_them_all() -> None:
         assert found.get(level, set()) == fields, level
         for name in fields:
             assert f"| `{name}` |" in doc, f"{level}.{name} is not in the reference"
-    steps = [s for ex in data["exercises"] for s in ex.get("setup", [])]
-    assert any(isinstance(s, str) for s in steps) and any(isinstance(s, dict) for s in steps)
+    # The lists that take plain text or a mapping show both forms.
+    for key in ("setup", "then"):
+        steps = [s for ex in data["exercises"] for s in ex.get(key, [])]
+        assert any(isinstance(s, str) for s in steps), key
+        assert any(isinstance(s, dict) for s in steps), key
+    assert any(isinstance(c, str) for c in data["cautions"])
+    assert any(isinstance(c, dict) for c in data["cautions"])
     assert {p["breath"] for ex in data["exercises"] for p in ex.get("each_rep", [])} == {
         "in", "out", "hold"}
     assert "{side}" in EXAMPLE.read_text(encoding="utf-8")

@@ -1,5 +1,5 @@
 """Entry point for `python -m voicecoach`."""
 
-from voicecoach.cli import main
+from voicecoach._entry import main
 
 main()

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from voicecoach.errors import Fault, UserError
+from voicecoach.errors import UserError, os_fault
 
 _TAG = "voicecoach-part"
 _PATTERN = re.compile(rf"^\.(?P<name>.+)\.{_TAG}-(?P<pid>\d+)-[0-9a-f]+$")
@@ -39,7 +39,10 @@ def atomic_target(dest: Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise os_fault(exc, f"moving the finished file to {dest}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -50,7 +53,7 @@ def write_bytes(dest: Path, data: bytes) -> None:
         try:
             tmp.write_bytes(data)
         except OSError as exc:
-            raise Fault(f"cannot write {dest}: {exc.strerror}") from None
+            raise os_fault(exc, f"writing {dest}") from None
 
 
 def write_text(dest: Path, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -91,7 +92,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def _failure(tmp: Path, stderr: bytes, code: int) -> Fault:
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     last = lines[-1] if lines else f"exit status {code}"
+    if code < 0 and not lines:
+        last = f"killed by signal {-code}"
     final = tmp.name.split(".voicecoach-part")[0].lstrip(".")
-    if any(marker in last for marker in _DISK_FULL):
+    # SIGXFSZ: the file-size limit, which is a full disk as far as this file is concerned.
+    if any(marker in last for marker in _DISK_FULL) or code == -getattr(signal, "SIGXFSZ", -999):
         return Fault(f"disk full while writing {tmp.parent / final}", fix="free some space and retry")
     return EncoderError(f"ffmpeg failed while encoding {final}: {last}")

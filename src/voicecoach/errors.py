@@ -62,3 +62,17 @@ class EngineError(Fault):
 
 class EncoderError(Fault):
     """ffmpeg failed or is missing."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that every cleanup (temporary files, ffmpeg,
+    the terminal) runs as it does for Ctrl-C. A BaseException, so no `except Exception` eats it."""
+
+
+def os_fault(exc: OSError, doing: str) -> Fault:
+    """One line for a failed file operation; a full disk says so and what to do."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return Fault(f"disk full while {doing}", fix="free some space and retry")
+    return Fault(f"{doing} failed: {exc.strerror or exc}")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from voicecoach.errors import os_fault
 from voicecoach.ffmpeg import SAMPLE_RATE, pydub_audio_segment
 from voicecoach.model import Routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
@@ -37,9 +38,14 @@ class ClipStore(Mapping[str, bytes]):
 
     def add(self, text: str, pcm: bytes) -> None:
         with self._lock:
-            self._file.seek(0, 2)
-            self._index[text] = (self._file.tell(), len(pcm))
-            self._file.write(pcm)
+            try:
+                self._file.seek(0, 2)
+                offset = self._file.tell()
+                self._file.write(pcm)
+                self._file.flush()
+            except OSError as exc:
+                raise os_fault(exc, f"spooling speech to {tempfile.gettempdir()}") from None
+            self._index[text] = (offset, len(pcm))
 
     def frames(self, text: str) -> int:
         return self._index[text][1] // 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicecoach.errors import Fault
+from voicecoach.errors import Fault, os_fault
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,15 @@ def write_tags(path: Path, tags: TrackTags) -> None:
             id3.add(CHAP(element_id=element_id, start_time=chapter.start_ms,
                          end_time=chapter.end_ms, start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF,
                          sub_frames=[TIT2(encoding=3, text=[chapter.title])]))
+    from mutagen import MutagenError
+
     try:
         # v2.3: some phone players drop chapters from v2.4 tags.
         id3.save(str(path), v2_version=3, padding=lambda info: 0)
     except OSError as exc:
-        raise Fault(f"cannot write tags to {path}: {exc.strerror}") from None
+        raise os_fault(exc, f"writing tags to {path.name}") from None
+    except MutagenError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise os_fault(cause, f"writing tags to {path.name}") from None
+        raise Fault(f"cannot write tags to {path.name}: {exc}") from None

@@ -12,7 +12,7 @@ from voicecoach.cli import export as _export  # noqa: F401
 from voicecoach.cli import routines as _routines  # noqa: F401  (registers its commands)
 from voicecoach.cli import safety as _safety  # noqa: F401
 from voicecoach.cli.app import app
-from voicecoach.errors import VoicecoachError
+from voicecoach.errors import Terminated, VoicecoachError
 
 __all__ = ["app", "main"]
 
@@ -22,9 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("VOICECOACH_DEBUG")
     )
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
+    except Terminated:
+        _fail("stopped", 143)
     except VoicecoachError as exc:
         if debug:
             traceback.print_exc()
