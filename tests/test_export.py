@@ -175,7 +175,7 @@ def test_failed_encode_leaves_previous_file_and_no_temporary(tmp_path: Path, run
 
 
 def test_ctrl_c_leaves_nothing_partial(tmp_path: Path) -> None:
-    long = ROUTINE.replace("hold: 20s", "hold: 4h").replace("defaults: {rest: 8s}",
+    long = ROUTINE.replace("hold: 20s", "hold: 3h").replace("defaults: {rest: 8s}",
                                                              "defaults: {rest: 8s}\n")
     (tmp_path / "r.yaml").write_text(long, encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "voicecoach", "export", "r.yaml", "-o", "o.mp3"],

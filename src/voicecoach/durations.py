@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s|ms)")
-_WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:h|m|s|ms)\s*)+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
+_WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|h|m|s)\s*)+$")
 _NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -50,8 +50,10 @@ def format_duration(seconds: float) -> str:
 def format_clock(seconds: float) -> str:
     """`m:ss.s` (or `h:mm:ss`) for timelines."""
     if seconds >= 3600:
-        h, rem = divmod(int(seconds), 3600)
+        h, rem = divmod(round(seconds), 3600)
         m, s = divmod(rem, 60)
         return f"{h}:{m:02d}:{s:02d}"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}"
+    # Round once, in tenths, so 59.97 s reads 1:00.0 and never 0:60.0.
+    tenths = round(seconds * 10)
+    m, t = divmod(tenths, 600)
+    return f"{m}:{t // 10:02d}.{t % 10}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
 import types
@@ -60,8 +61,8 @@ def _read_text(path: Path, shown: str) -> str:
     if path.is_dir():
         raise UserError(f"{shown}: is a directory, not a routine file")
     if size > MAX_BYTES:
-        raise _one(shown, 1, 1, f"file is {size / 1e6:.1f} MB; a routine file may be at most 1 MB",
-                   "split it into several routines")
+        raise _one(shown, 1, 1, f"file is {size:,} bytes; a routine file may be at most "
+                   f"{MAX_BYTES:,} bytes", "split it into several routines")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -70,12 +71,23 @@ def _read_text(path: Path, shown: str) -> str:
 
 
 def _decode(raw: bytes, shown: str) -> str:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Windows editors save UTF-16 with a byte order mark: read it rather than refuse it.
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _one(shown, 1, 1, "the file is not valid UTF-16 text",
+                       "save the file as UTF-8") from None
+    if b"\x00" in raw[:200] and raw.count(b"\x00") * 4 >= min(len(raw), 200):
+        raise _one(shown, 1, 1, "the file looks like UTF-16 text without a byte order mark",
+                   "save the file as UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
-        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        col = len(before.decode("utf-8", "replace")) - (before.rfind(b"\n") + 1) + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
         raise _one(shown, line, col, f"byte 0x{raw[exc.start]:02x} is not UTF-8 text",
                    "save the file as UTF-8") from None
 
@@ -86,13 +98,15 @@ def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
     try:
         _check_shape(text, shown)
         documents = list(yaml.compose_all(text, Loader=_SafeLoader))
+    except yaml.reader.ReaderError as exc:
+        line, col = _position(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+        raise _one(shown, line, col, f"control character U+{code:04X} is not allowed in YAML",
+                   "remove it, or write it as an escape in a double-quoted string") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise _one(shown, line, col, f"YAML syntax: {problem}", _yaml_fix(problem)) from None
+        raise _syntax_error(exc, shown, text) from None
     except yaml.YAMLError as exc:
-        raise _one(shown, 1, 1, f"YAML syntax: {exc}") from None
+        raise _one(shown, 1, 1, f"YAML syntax: {_first_line(str(exc))}") from None
     documents = [d for d in documents if d is not None]
     if len(documents) != 1:
         if not documents:
@@ -110,12 +124,45 @@ def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
     return data, marks
 
 
+def _position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "invalid YAML"
+
+
+#: Problems whose real cause is where the construct opened (context_mark), not where YAML gave up.
+_OPENED_AT = {
+    "found unexpected end of stream": "close the quote that starts here",
+    "expected ',' or ']'": "close the [ list that starts here",
+    "expected ',' or '}'": "close the { mapping that starts here",
+    "could not find expected ':'": "add ': ' after the key, or quote the text",
+}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, shown: str, text: str) -> RoutineErrors:
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    fix = _yaml_fix(problem)
+    for marker, hint in _OPENED_AT.items():
+        if marker in problem and exc.context_mark is not None:
+            mark, fix = exc.context_mark, hint
+            if "end of stream" in problem and "quote" in (exc.context or ""):
+                problem = "this quoted text is never closed"
+            break
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return _one(shown, line, col, f"YAML syntax: {_first_line(problem)}", fix)
+
+
 def _yaml_fix(problem: str) -> str | None:
     if "tab" in problem:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
-        return "quote text that contains ': '"
-    if "could not find expected ':'" in problem or "expected <block end>" in problem:
+        return "quote text that contains ': ', or check this line's indentation"
+    if any(m in problem for m in ("expected <block end>", "did not find expected key",
+                                  "did not find expected '-'", "expected '<document start>'")):
         return "check the indentation of this line"
     return None
 
@@ -140,6 +187,13 @@ def _check_shape(text: str, shown: str) -> None:
                        "split it into several routines")
 
 
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
+}
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 class _Builder:
     """Nodes to plain data with a budget, so aliases cannot expand without bound."""
 
@@ -149,27 +203,58 @@ class _Builder:
         self.shown = shown
         self.marks = marks
         self.budget = MAX_NODES
+        self.seen: set[int] = set()
+        #: Where the outermost alias being expanded is used: the place to blame for a bomb.
+        self.alias_at: Loc | None = None
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        repeated = id(node) in self.seen
+        if repeated and self.alias_at is None:
+            self.alias_at = loc
+            try:
+                return self._build(node, loc)
+            finally:
+                self.alias_at = None
+        self.seen.add(id(node))
+        return self._build(node, loc)
+
+    def _build(self, node: yaml.Node, loc: Loc) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            m = node.start_mark
-            raise _one(self.shown, m.line + 1, m.column + 1,
-                       f"anchors and aliases expand to more than {MAX_NODES} values",
-                       "write the values out instead of nesting aliases")
+            where = self._alias_mark() or (node.start_mark.line + 1, node.start_mark.column + 1)
+            raise _one(self.shown, *where, f"anchors and aliases expand to more than {MAX_NODES} "
+                       "values", "write the values out instead of nesting aliases")
         self.marks.values.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if node.tag not in _COLLECTION_TAGS:
+            raise self._tag_error(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, loc)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
-        return self._scalar(node)
+        return [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
+
+    def _alias_mark(self) -> tuple[int, int] | None:
+        if self.alias_at is None:
+            return None
+        loc = self.alias_at
+        return self.marks.keys.get(loc) or _nearest(loc[:-1], self.marks)
+
+    def _tag_error(self, node: yaml.Node) -> RoutineErrors:
+        m = node.start_mark
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        return _one(self.shown, m.line + 1, m.column + 1, f"the YAML tag {tag} is not supported",
+                    "remove the tag")
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag not in _PLAIN_TAGS:
+            raise self._tag_error(node)
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, TypeError):
             m = node.start_mark
-            raise _one(self.shown, m.line + 1, m.column + 1, f"bad value: {exc}") from None
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise _one(self.shown, m.line + 1, m.column + 1,
+                       f"{node.value!r} cannot be read as {tag}", "remove the tag") from None
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -194,10 +279,52 @@ def _validate(data: dict[str, Any], marks: _Marks, shown: str, routine_id: str) 
     try:
         routine = Routine.model_validate(data)
     except ValidationError as exc:
-        errors = [_locate(err, marks, shown) for err in exc.errors(include_url=False)]
+        raw = _merge(exc.errors(include_url=False), data)
+        errors = [_locate(err, marks, shown, data) for err in raw]
         errors.sort(key=lambda e: (e.lineno, e.col))
         raise RoutineErrors(_dedupe(errors)) from None
     return routine.model_copy(update={"id": routine_id})
+
+
+def _merge(errors: list[Any], data: dict[str, Any]) -> list[Any]:
+    """One error per mistake: a misspelt required key is reported as the typo alone, and a
+    step like `- Note: keep still` (text YAML read as a key) as text that needs quotes."""
+    extras = {tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"}
+    out = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "missing":
+            siblings = [x[-1] for x in extras if x[:-1] == loc[:-1]]
+            if difflib.get_close_matches(str(loc[-1]), [str(x) for x in siblings], n=1, cutoff=0.6):
+                continue
+            if loc[-1] == "say" and any(x[:-1] == loc[:-1] for x in extras):
+                continue
+        if err["type"] == "extra_forbidden" and _is_text_read_as_key(loc, data):
+            err = {**err, "type": "unquoted_colon"}
+        out.append(err)
+    return out
+
+
+def _is_text_read_as_key(loc: tuple[Any, ...], data: dict[str, Any]) -> bool:
+    """A one-key mapping with a text value inside a list of steps, follow-ups or cautions."""
+    if len(loc) < 3 or not isinstance(loc[-2], int):
+        return False
+    parent = _get(data, loc[:-1])
+    return (
+        loc[-3] in {"setup", "then", "cautions", "each_rep"}
+        and isinstance(parent, dict)
+        and len(parent) == 1
+        and isinstance(parent.get(loc[-1]), str | type(None))
+    )
+
+
+def _get(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _dedupe(errors: list[RoutineError]) -> list[RoutineError]:
@@ -210,10 +337,18 @@ def _dedupe(errors: list[RoutineError]) -> list[RoutineError]:
     return out
 
 
-def _locate(err: Any, marks: _Marks, shown: str) -> RoutineError:
+def _locate(err: Any, marks: _Marks, shown: str, data: dict[str, Any]) -> RoutineError:
     loc: Loc = tuple(p for p in err["loc"] if not _is_branch_tag(p))
     kind = err["type"]
     name = ".".join(str(p) for p in loc) or "routine"
+    if kind == "unquoted_colon":
+        line, col = marks.keys.get(loc) or _nearest(loc, marks)
+        text = f"{loc[-1]}: {_get(data, loc) or ''}".strip()
+        return RoutineError(shown, line, col, f"{text!r} was read as a key and a value",
+                            fix="put text that contains ': ' in quotes")
+    if kind == "value_error" and "two exercises are named" in str(err.get("msg")):
+        line, col = _second_name(data, marks) or _nearest(loc, marks)
+        return RoutineError(shown, line, col, _message(err))
     if kind == "extra_forbidden":
         line, col = marks.keys.get(loc) or _nearest(loc, marks)
         return RoutineError(shown, line, col, f"unknown key {loc[-1]!r}", fix=_suggest(loc))
@@ -223,6 +358,18 @@ def _locate(err: Any, marks: _Marks, shown: str) -> RoutineError:
                             fix=f"add `{loc[-1]}:`")
     line, col = marks.values.get(loc) or _nearest(loc, marks)
     return RoutineError(shown, line, col, f"{name}: {_message(err)}")
+
+
+def _second_name(data: dict[str, Any], marks: _Marks) -> tuple[int, int] | None:
+    seen: set[str] = set()
+    for i, ex in enumerate(data.get("exercises") or []):
+        name = ex.get("name") if isinstance(ex, dict) else None
+        if isinstance(name, str):
+            key = name.strip().casefold()
+            if key in seen:
+                return marks.values.get(("exercises", i, "name"))
+            seen.add(key)
+    return None
 
 
 def _is_branch_tag(part: str | int) -> bool:
@@ -252,9 +399,20 @@ _FRIENDLY = {
 }
 
 
+#: What a field expects, said the way a person would fix it.
+_EXPECTS = {
+    "language": "expected a language tag such as en or en-GB",
+}
+
+
 def _message(err: Any) -> str:
     kind = err["type"]
     got = err.get("input")
+    field = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
+    if got is None and kind not in {"missing", "value_error"}:
+        return "is empty: give it a value"
+    if field in _EXPECTS and kind in {"string_pattern_mismatch", "string_type"}:
+        return f"{_EXPECTS[field]}, got {_short(got)}"
     shown = "" if isinstance(got, dict | list) else f", got {_short(got)}"
     if kind in _FRIENDLY:
         return _FRIENDLY[kind] + (shown if kind not in {"string_too_short", "too_short"} else "")

@@ -54,6 +54,8 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps([s.as_json() for s in summaries], indent=2, ensure_ascii=False))
         return
+    if not summaries:
+        raise UserError("no bundled routines were found", fix="reinstall voicecoach")
     width = max(len(s.id) for s in summaries)
     for s in summaries:
         equipment = ", ".join(s.equipment) or "none"
@@ -134,6 +136,10 @@ def plan_json(plan: Plan) -> dict[str, object]:
     }
 
 
+#: More lines than this per file bury the first mistake, which is usually the cause of the rest.
+MAX_PROBLEMS = 20
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Routine files to check.")],
@@ -148,8 +154,13 @@ def validate(
             build_plan(load_routine(path))
         except RoutineErrors as exc:
             failed = True
-            for error in exc.errors:
+            for error in exc.errors[:MAX_PROBLEMS]:
                 typer.echo(error.line(), err=True)
+            if len(exc.errors) > MAX_PROBLEMS:
+                rest = exc.errors[MAX_PROBLEMS]
+                more = len(exc.errors) - MAX_PROBLEMS
+                typer.echo(f"{rest.path}:{rest.lineno}:{rest.col}: and {more} more problems "
+                           "(fix the ones above and validate again)", err=True)
             continue
         except UserError as exc:
             failed = True
