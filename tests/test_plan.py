@@ -116,10 +116,10 @@ def test_reps_are_counted_at_the_tempo() -> None:
 
 
 def test_tempo_stretches_rather_than_overlapping_long_counts() -> None:
-    plan = build_plan(routine(exercises=[{"name": "Roll", "reps": 2, "tempo": "0.5s"}]),
-                      measure=lambda t: RATE)
+    plan = build_plan(routine(exercises=[{"name": "Roll", "reps": 2, "tempo": "1s"}]),
+                      measure=lambda t: 2 * RATE)
     for rep in by_kind(plan, Kind.REP):
-        assert rep.length >= RATE + round(MIN_GAP * RATE)
+        assert rep.length >= 2 * RATE + round(MIN_GAP * RATE)
 
 
 def test_phased_reps_speak_breaths_at_their_lengths() -> None:
@@ -273,7 +273,7 @@ def test_countdown_is_whole_or_absent() -> None:
 
 def test_breathing_cycles_are_whole_and_a_short_pause_keeps_the_exhale() -> None:
     plan = build_plan(routine(exercises=[{
-        "name": "Child", "hold": "40s", "breathing": {"inhale": "3s", "pause": "0.5s", "exhale": "4s"}
+        "name": "Child", "hold": "40s", "breathing": {"inhale": "3s", "pause": "1s", "exhale": "4s"}
     }]))
     texts = [b.text for b in by_kind(plan, Kind.BREATH)]
     cycle = ["Breathe in.", "Hold your breath.", "Breathe out."]

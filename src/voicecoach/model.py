@@ -82,6 +82,11 @@ class Phase(Strict):
 
     say: Text
     seconds: Duration = Field(description="How long this part of the repetition lasts.")
+
+    @field_validator("seconds")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        return _at_least(value, 1.0, "a part of a repetition")
     breath: Breath | None = Field(
         None, description="Marks this part as a breath (in, out or hold): timed as a breath cue."
     )
@@ -95,12 +100,19 @@ class Breathing(Strict):
     exhale: Duration
     pause: Duration | None = Field(None, description="Hold the breath between inhale and exhale.")
 
+    @field_validator("inhale", "exhale", "pause")
+    @classmethod
+    def _long_enough(cls, value: float | None) -> float | None:
+        if value is not None and value < 1.0:
+            raise ValueError(f"{value:g} s is too short to coach a breath: use at least 1s")
+        return value
+
 
 class Limits(Strict):
     """Frequency limits from the articles."""
 
     max_per_day: int | None = Field(
-        None, ge=1, le=100, description="Do it no more than this many sessions a day."
+        None, ge=1, le=100, strict=True, description="Do it no more than this many sessions a day."
     )
     wait: Duration | None = Field(
         None, description="Wait at least this long before doing it again (e.g. 1h)."
@@ -113,7 +125,7 @@ class Exercise(Strict):
 
     name: Name
     manipulation: bool = Field(
-        False, description="True for self-manipulation (cracking) moves, which carry extra care."
+        False, strict=True, description="True for self-manipulation (cracking) moves, which carry extra care."
     )
     summary: Text | None = Field(
         None, description="A one-line reminder used instead of the set-up once it is familiar."
@@ -126,16 +138,16 @@ class Exercise(Strict):
     )
     hold: Duration | None = Field(None, description="Hold the position this long.")
     moving: bool = Field(
-        False, description="The hold is a movement (rolling, circling): say 'keep going', not 'hold'."
+        False, strict=True, description="The hold is a movement (rolling, circling): say 'keep going', not 'hold'."
     )
-    reps: int | None = Field(None, ge=1, le=500, description="Repetitions per set.")
+    reps: int | None = Field(None, ge=1, le=500, strict=True, description="Repetitions per set.")
     tempo: Duration | None = Field(
         None, description="Length of one counted repetition (when no phases are given)."
     )
     each_rep: list[Phase] = Field(
         default_factory=list, max_length=20, description="The parts of one repetition, in order."
     )
-    sets: int = Field(1, ge=1, le=50)
+    sets: int = Field(1, ge=1, le=50, strict=True)
     rest_between_sets: Duration | None = None
     sides: list[Name] = Field(
         default_factory=list,
@@ -188,22 +200,40 @@ class Exercise(Strict):
                              "not in the name, caution or limit note (they are said once)")
         return self
 
+    @field_validator("hold", "tempo")
+    @classmethod
+    def _long_enough(cls, value: float | None) -> float | None:
+        return None if value is None else _at_least(value, 1.0, "a hold or a repetition")
+
     @model_validator(mode="after")
     def _bounded(self) -> Exercise:
         rounds = max(1, len(self.sides)) * self.sets
+        if self.reps and self.reps * rounds > 2000:
+            raise ValueError(f"{self.reps * rounds} repetitions in one exercise is too many")
+        if self.nominal_seconds > MAX_EXERCISE_SECONDS:
+            hours = self.nominal_seconds / 3600
+            raise ValueError(f"this exercise would last {hours:.1f} hours; keep it under 4 hours")
+        return self
+
+    @property
+    def nominal_seconds(self) -> float:
+        """Holds and repetitions alone, without speech or rests: a floor for its length."""
         per_round = self.hold or 0.0
         if self.reps:
             per_rep = sum(p.seconds for p in self.each_rep) if self.each_rep else (self.tempo or 3.0)
             per_round += self.reps * per_rep
-            if self.reps * rounds > 2000:
-                raise ValueError(f"{self.reps * rounds} repetitions in one exercise is too many")
-        if rounds * per_round > MAX_EXERCISE_SECONDS:
-            hours = rounds * per_round / 3600
-            raise ValueError(f"this exercise would last {hours:.1f} hours; keep it under 4 hours")
-        return self
+        per_round += sum(f.hold or 0.0 for f in self.then)
+        return max(1, len(self.sides)) * self.sets * per_round
 
 
 MAX_EXERCISE_SECONDS = 4 * 3600.0
+MAX_ROUTINE_SECONDS = 8 * 3600.0
+
+
+def _at_least(value: float, floor: float, what: str) -> float:
+    if value < floor:
+        raise ValueError(f"{value:g} s is too short for {what}: use at least {floor:g}s")
+    return value
 
 
 def _all_text(ex: Exercise) -> str:
@@ -217,6 +247,8 @@ def _all_text(ex: Exercise) -> str:
 
 class CueSwitches(Strict):
     """Which optional cues are spoken."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     countdown: bool = True
     halfway: bool = True
@@ -232,15 +264,22 @@ class Defaults(Strict):
     rest: Duration = Field(15.0, description="Rest between exercises, with a preview of the next.")
     step_pause: Duration = Field(2.0, description="Time after each set-up step to carry it out.")
     rest_between_sets: Duration = 15.0
-    countdown: int = Field(3, ge=0, le=10, description="Count down the last N seconds of holds.")
+    countdown: int = Field(3, ge=0, le=10, strict=True, description="Count down the last N seconds of holds.")
     familiar_after: int = Field(
-        3, ge=1, le=1000,
+        3, ge=1, le=1000, strict=True,
         description="After this many sessions, short cues and short cautions are used.",
     )
     halfway_after: Duration = Field(20.0, description="Holds at least this long get a halfway cue.")
     transition: Duration = Field(5.0, description="Time to switch sides.")
     tempo: Duration = Field(3.0, description="Default length of one counted repetition.")
     cues: CueSwitches = Field(default_factory=CueSwitches)
+    chimes: bool = Field(
+        True, strict=True,
+        description="Short chimes when a hold starts and ends and when a rest is over.",
+    )
+    countdown_ticks: bool = Field(
+        False, strict=True, description="A soft tick on each second of the countdown.",
+    )
 
 
 class Routine(Strict):
@@ -260,6 +299,15 @@ class Routine(Strict):
     )
     defaults: Defaults = Field(default_factory=Defaults)
     exercises: list[Exercise] = Field(min_length=1, max_length=200)
+
+    @field_validator("exercises")
+    @classmethod
+    def _routine_bounded(cls, value: list[Exercise]) -> list[Exercise]:
+        total = sum(ex.nominal_seconds for ex in value)
+        if total > MAX_ROUTINE_SECONDS:
+            raise ValueError(f"the exercises would last {total / 3600:.1f} hours; a routine may "
+                             "last at most 8 hours: split it into several routines")
+        return value
 
     @field_validator("cautions", mode="before")
     @classmethod

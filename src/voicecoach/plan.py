@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Callable, Sequence
@@ -17,6 +18,10 @@ PLAN_RATE = 22050
 MIN_GAP = 0.25
 #: Pause after the cautions and after the start cue before anything else is said.
 SETTLE = 1.0
+#: Chimes are timing too: their lengths, and the silence kept between a chime and any speech.
+CHIME_SECONDS = 0.3
+TICK_SECONDS = 0.05
+CHIME_GUARD = 0.1
 
 
 class Kind(str, Enum):
@@ -51,6 +56,26 @@ class Event:
         return self.start + self.length
 
 
+class ChimeKind(str, Enum):
+    HOLD_START = "hold-start"
+    HOLD_END = "hold-end"
+    REST_END = "rest-end"
+    TICK = "tick"
+
+
+@dataclass(frozen=True)
+class Chime:
+    """A short tone at `start` (frames) for `length` frames, always in silence between cues."""
+
+    kind: ChimeKind
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     pace: float = 1.0
@@ -61,6 +86,9 @@ class PlanOptions:
     rate: int = PLAN_RATE
     #: Exercises the safety rules leave out today, with the reason spoken to the listener.
     left_out: tuple[tuple[str, str], ...] = ()
+    #: Chimes at hold start/end and rest end, and ticks in countdowns; None: the routine's choice.
+    chimes: bool | None = None
+    countdown_ticks: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +100,8 @@ class Plan:
     events: tuple[Event, ...]
     exercises: tuple[str, ...]
     left_out: tuple[tuple[str, str], ...] = ()
+    #: Chimes in the silences between cues, in time order (they never move a cue).
+    chimes: tuple[Chime, ...] = ()
 
     @property
     def total(self) -> int:
@@ -177,6 +207,16 @@ class _Inner:
     asap: bool = False
 
 
+@dataclass(frozen=True)
+class _Block:
+    """Where a timed block (hold, rest) lies, for the chimes placed once every cue is timed."""
+
+    kind: str
+    start: int
+    speech_end: int
+    end: int
+
+
 @dataclass
 class _Builder:
     routine: Routine
@@ -188,6 +228,7 @@ class _Builder:
     events: list[Event] = field(default_factory=list)
     cursor: int = 0
     current: str | None = None
+    blocks: list[_Block] = field(default_factory=list)
 
     def f(self, seconds: float) -> int:
         return round(seconds * self.options.rate)
@@ -198,6 +239,16 @@ class _Builder:
     @property
     def gap(self) -> int:
         return self.f(MIN_GAP)
+
+    @property
+    def chimes(self) -> bool:
+        chosen = self.options.chimes
+        return self.routine.defaults.chimes if chosen is None else chosen
+
+    @property
+    def ticks(self) -> bool:
+        chosen = self.options.countdown_ticks
+        return self.routine.defaults.countdown_ticks if chosen is None else chosen
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -214,12 +265,17 @@ class _Builder:
         self.cursor += length
 
     def timed(
-        self, kind: Kind, text: str, length: int, inner: list[_Inner], countdown: bool = True
+        self, kind: Kind, text: str, length: int, inner: list[_Inner], countdown: bool = True,
+        chimes: str = "",
     ) -> None:
         """A block of `length` frames: `text` at its start, optional cues inside where they fit,
-        and a countdown over its last seconds. Inner cues never overlap and never stretch it."""
+        and a countdown over its last seconds. Inner cues never overlap and never stretch it.
+        `chimes` ("hold" or "rest") marks the block for chimes, placed when the plan is done."""
         start_speech = self.measure(text)
         length = max(length, start_speech + self.gap)
+        if chimes:
+            self.blocks.append(_Block(chimes, self.cursor, self.cursor + start_speech,
+                                      self.cursor + length))
         placed = [(0, kind, text, start_speech)]
         free = self._place(sorted(inner, key=lambda c: c.at), placed, start_speech + self.gap,
                            length)
@@ -280,7 +336,58 @@ class _Builder:
             events=tuple(self.events),
             exercises=tuple(ex.name for ex in exercises),
             left_out=self.options.left_out,
+            chimes=self.place_chimes(),
         )
+
+    # -- chimes -----------------------------------------------------------------------------
+
+    @property
+    def chime_room(self) -> int:
+        """Time after a hold's first words for its start chime, with silence on both sides."""
+        return self.f(2 * CHIME_GUARD + CHIME_SECONDS)
+
+    def place_chimes(self) -> tuple[Chime, ...]:
+        """Chimes in the silences of the finished plan: after a hold's first words, just before
+        a hold or rest ends, and (optionally) a tick on each countdown second. Each keeps
+        CHIME_GUARD of silence from any speech; one that has no such room is left out, so a
+        chime never sounds over a cue and never moves one."""
+        if not (self.chimes or self.ticks):
+            return ()
+        spans = [(e.start, e.start + e.speech) for e in self.events if e.speech > 0]
+        starts = [a for a, _ in spans]
+        guard = self.f(CHIME_GUARD)
+        placed: list[Chime] = []
+
+        def clear(at: int, length: int) -> bool:
+            lo, hi = at - guard, at + length + guard
+            i = bisect.bisect_left(starts, hi)
+            if i and spans[i - 1][1] > lo:
+                return False
+            return all(c.end + guard // 2 <= at or at + length + guard // 2 <= c.start
+                       for c in placed)
+
+        def place(kind: ChimeKind, at: int, length: int) -> bool:
+            if at >= 0 and at + length <= self.cursor and clear(at, length):
+                placed.append(Chime(kind, at, length))
+                return True
+            return False
+
+        chime, tick, second = self.f(CHIME_SECONDS), self.f(TICK_SECONDS), self.f(1.0)
+        count = self.routine.defaults.countdown
+        for block in self.blocks:
+            if self.chimes and block.kind == "hold":
+                place(ChimeKind.HOLD_START, block.speech_end + guard, chime)
+            if self.chimes:
+                kind = ChimeKind.HOLD_END if block.kind == "hold" else ChimeKind.REST_END
+                place(kind, block.end - guard - chime, chime)
+            if self.ticks:
+                # On each of the last seconds; half a second later where a number is spoken.
+                for k in range(count, 0, -1):
+                    mark = block.end - k * second
+                    if mark >= block.speech_end:
+                        _ = place(ChimeKind.TICK, mark, tick) or place(
+                            ChimeKind.TICK, mark + second // 2, tick)
+        return tuple(sorted(placed, key=lambda c: c.start))
 
     def cautions(self, short: bool) -> list[str]:
         """The routine's cautions, then why any exercise is left out today. Short once familiar,
@@ -301,7 +408,7 @@ class _Builder:
         if self.routine.defaults.cues.next_up:
             inner.append(_Inner(0, Kind.NEXT_UP, self.words.next_up.format(name=ex.name), asap=True))
         text = self.words.rest.format(duration=self.words.duration(seconds * self.options.pace))
-        self.timed(Kind.REST, text, self.paced(seconds), inner)
+        self.timed(Kind.REST, text, self.paced(seconds), inner, chimes="rest")
 
     def exercise(self, ex: Exercise) -> None:
         self.current = ex.name
@@ -343,7 +450,7 @@ class _Builder:
                 text = self.words.rest_sets.format(
                     duration=self.words.duration(seconds * self.options.pace)
                 )
-                self.timed(Kind.REST, text, self.paced(seconds), [])
+                self.timed(Kind.REST, text, self.paced(seconds), [], chimes="rest")
 
     def side(self, ex: Exercise, set_no: int, side_no: int, side: str) -> None:
         """Announce the side: first side, a switch (with time to move), or a new set's first side."""
@@ -382,10 +489,12 @@ class _Builder:
         text = wording.format(duration=self.words.duration(length / self.options.rate))
         inner: list[_Inner] = []
         if ex.breathing and d.cues.breathing:
-            inner = self.breaths(ex, length, self.measure(text) + self.gap)
+            # The first breath waits for the start chime, if there is one.
+            room = max(self.gap, self.chime_room) if self.chimes else self.gap
+            inner = self.breaths(ex, length, self.measure(text) + room)
         elif d.cues.halfway and length >= self.paced(d.halfway_after):
             inner = [_Inner(length // 2, Kind.HALFWAY, self.words.halfway)]
-        self.timed(Kind.HOLD, text, length, inner)
+        self.timed(Kind.HOLD, text, length, inner, chimes="hold")
 
     def breaths(self, ex: Exercise, length: int, at: int) -> list[_Inner]:
         """Whole breathing cycles (in, [hold], out) that fit between the hold cue and the countdown."""
@@ -435,7 +544,7 @@ class _Builder:
         if follow.hold is None:
             self.say(Kind.INSTRUCTION, text, after=self.routine.defaults.step_pause)
         else:
-            self.timed(Kind.INSTRUCTION, text, self.paced(follow.hold), [])
+            self.timed(Kind.INSTRUCTION, text, self.paced(follow.hold), [], chimes="hold")
 
 
 def _sentence(text: str) -> str:

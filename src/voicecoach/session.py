@@ -9,24 +9,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach.errors import os_fault
-from voicecoach.ffmpeg import SAMPLE_RATE, pydub_audio_segment
 from voicecoach.model import Routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
 from voicecoach.timeline import pcm_chunks
 
 if TYPE_CHECKING:
     from voicecoach.cache import ClipCache
+    from voicecoach.sound import ClipInfo, Mixer, SoundOptions
     from voicecoach.speech import Engine, VoiceSettings
-
-#: Every cue is brought to the same loudness, so no cue sounds quieter than the others.
-SPEECH_DBFS = -18.0
-PEAK_DBFS = -1.0
 
 Notify = Callable[[int], None]
 
 
 class ClipStore(Mapping[str, bytes]):
-    """Levelled clips by text, spooled to an anonymous temporary file.
+    """Clips by text, spooled to an anonymous temporary file.
 
     Memory then stays the same whatever the routine's length or number of distinct cues:
     a clip is read back only while its event is being streamed."""
@@ -46,6 +42,13 @@ class ClipStore(Mapping[str, bytes]):
             except OSError as exc:
                 raise os_fault(exc, f"spooling speech to {tempfile.gettempdir()}") from None
             self._index[text] = (offset, len(pcm))
+
+    def clear(self) -> None:
+        """Forget every clip (the spool file is emptied)."""
+        with self._lock:
+            self._index.clear()
+            self._file.seek(0)
+            self._file.truncate()
 
     def frames(self, text: str) -> int:
         return self._index[text][1] // 2
@@ -71,15 +74,44 @@ class ClipStore(Mapping[str, bytes]):
 
 @dataclass(frozen=True)
 class Prepared:
-    """A plan timed from real clips, and those clips (levelled s16le mono PCM by text)."""
+    """A plan timed from real clips, the clips as heard (levelled s16le mono PCM by text), and
+    the mixer that adds chimes and music to them."""
 
     plan: Plan
     clips: ClipStore
+    mixer: Mixer | None = None
 
     def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The audio of frames [start, end) as s16le mono PCM chunks: what export encodes and
         live play sends to the speakers, so both are always the same."""
-        return pcm_chunks(self.plan, self.clips, start, end)
+        if self.mixer is None:
+            return pcm_chunks(self.plan, self.clips, start, end)
+        return self.mixer.stream(start, end)
+
+    def close(self) -> None:
+        """Let go of the temporary files (clips, music) now rather than at exit."""
+        if self.mixer is not None:
+            self.mixer.close()
+        self.clips.close()
+
+
+def timed_plan(
+    routine: Routine,
+    options: PlanOptions,
+    *,
+    engine: Engine,
+    settings: VoiceSettings,
+    cache: ClipCache,
+    on_clip: Notify | None = None,
+    sound: SoundOptions | None = None,
+) -> Plan:
+    """The plan timed from real speech, without preparing the audio (for `show` and `list`)."""
+    clips = ClipStore()
+    try:
+        return _render_and_plan(routine, options, engine, settings, cache, on_clip, sound,
+                                clips, None)
+    finally:
+        clips.close()
 
 
 def prepare(
@@ -90,34 +122,58 @@ def prepare(
     settings: VoiceSettings,
     cache: ClipCache,
     on_clip: Notify | None = None,
+    sound: SoundOptions | None = None,
 ) -> Prepared:
-    """Render (or fetch from the cache) each distinct cue, then build the plan from their lengths.
+    """Render (or fetch from the cache) each distinct cue, build the plan from their lengths,
+    then make the session's sound: every cue at one loudness, chimes, the music bed, and one
+    level for all of it that brings the track to the loudness target (see voicecoach.sound).
 
     The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
     so the plan is sample-exact and nothing is synthesised that the plan does not use."""
+    from voicecoach.sound import SoundOptions, make_sound
+
+    sound = sound or SoundOptions()
+    raw = ClipStore()
+    infos: dict[str, ClipInfo] = {}
+    try:
+        plan = _render_and_plan(routine, options, engine, settings, cache, on_clip, sound, raw,
+                                infos)
+        clips = ClipStore()
+        try:
+            mixer = make_sound(plan, raw, infos, clips, sound, cache)
+        except BaseException:
+            clips.close()
+            raise
+    finally:
+        raw.close()
+    return Prepared(plan, clips, mixer)
+
+
+def _render_and_plan(
+    routine: Routine,
+    options: PlanOptions,
+    engine: Engine,
+    settings: VoiceSettings,
+    cache: ClipCache,
+    on_clip: Notify | None,
+    sound: SoundOptions | None,
+    clips: ClipStore,
+    infos: dict[str, ClipInfo] | None,
+) -> Plan:
+    from voicecoach.sound import analyse
     from voicecoach.speech import render_clips
 
-    clips = ClipStore()
+    if sound is not None:
+        options = sound.plan_options(options)
 
     def measure(text: str) -> int:
         if text not in clips:
             raw = render_clips(engine, [text], settings, cache)[text]
-            clips.add(text, level(raw))
+            clips.add(text, raw)
+            if infos is not None:
+                infos[text] = analyse(raw, cache)
             if on_clip is not None:
                 on_clip(len(clips))
         return clips.frames(text)
 
-    return Prepared(build_plan(routine, options, measure), clips)
-
-
-def level(pcm: bytes) -> bytes:
-    """Bring a clip to SPEECH_DBFS RMS, never letting its peak pass PEAK_DBFS."""
-    if not pcm:
-        return pcm
-    segment_type = pydub_audio_segment()
-    clip = segment_type(data=pcm, sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
-    if clip.rms == 0:
-        return pcm
-    gain = SPEECH_DBFS - clip.dBFS
-    gain = min(gain, PEAK_DBFS - clip.max_dBFS)
-    return clip.apply_gain(gain).raw_data
+    return build_plan(routine, options, measure)

@@ -9,6 +9,7 @@ import traceback
 import typer
 
 from voicecoach.cli import export as _export  # noqa: F401
+from voicecoach.cli import play as _play  # noqa: F401
 from voicecoach.cli import routines as _routines  # noqa: F401  (registers its commands)
 from voicecoach.cli import safety as _safety  # noqa: F401
 from voicecoach.cli.app import app
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -53,10 +54,27 @@ def _is_usage_error(exc: Exception) -> bool:
     return hasattr(exc, "format_message") and getattr(exc, "exit_code", None) == 2
 
 
+def _exit(code: int) -> None:
+    if code in (130, 143):
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once after an interruption: every cleanup (`finally`) has already run on the way
+    here, and waiting for helper threads at interpreter shutdown could print their tracebacks."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _fail(line: str, code: int) -> None:
     print(line if line.startswith(("error", "internal", "stopped")) or ":" in line.split(" ")[0]
           else f"error: {line}", file=sys.stderr)
-    sys.exit(code)
+    _exit(code)
 
 
 def _quiet_broken_pipe() -> None:

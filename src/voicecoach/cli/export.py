@@ -12,16 +12,21 @@ import typer
 from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
+    ChimesOpt,
     DetailOpt,
+    DuckOpt,
     EngineOpt,
     JsonOpt,
     LeadInOpt,
+    LoudnessOpt,
+    MusicOpt,
     NoCacheOpt,
     OnlyOpt,
     PaceOpt,
     QuietOpt,
     RateOpt,
     SkipOpt,
+    TicksOpt,
     UnderstandOpt,
     VoiceOpt,
     VolumeOpt,
@@ -29,6 +34,7 @@ from voicecoach.cli.options import (
     plan_options,
     prepare_with_progress,
     record_session,
+    sound_options,
     speech_setup,
 )
 from voicecoach.durations import format_clock
@@ -54,6 +60,11 @@ def export(
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
     volume: VolumeOpt = 1.0,
+    chimes: ChimesOpt = None,
+    ticks: TicksOpt = None,
+    music: MusicOpt = None,
+    duck: DuckOpt = -12.0,
+    loudness: LoudnessOpt = -16.0,
     no_cache: NoCacheOpt = False,
     i_understand: UnderstandOpt = False,
     quiet: QuietOpt = False,
@@ -61,12 +72,16 @@ def export(
 ) -> None:
     """Export a routine as an MP3 track with a chapter per exercise, ready for a phone.
 
-    Example: [bold]voicecoach export five-minute-back -o back.mp3 --transcript[/bold]
+    Every cue is levelled to the same loudness and the track to -16 LUFS (true peak under
+    -1 dBTP); chimes mark holds and rests; --music adds a bed that ducks under speech.
+
+    Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
     from voicecoach.export import ExportOptions, export_split, export_track
 
     if (routine is None) == (all_dir is None):
         raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
+    sound = sound_options(chimes, ticks, music, duck, loudness)
     speech = speech_setup(engine, voice, rate, volume, no_cache)
     options = plan_options(only, skip, pace, detail, lead_in)
     export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
@@ -90,14 +105,19 @@ def export(
             continue
         started = time.time()
         with LazyProgress(quiet or as_json) as progress:
-            prepared = prepare_with_progress(loaded, session_options, speech, progress)
-            progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
-            if split:
-                folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
-                tracks = export_split(loaded, prepared, folder, export_options, progress.advance)
-            else:
-                target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
-                tracks = [export_track(loaded, prepared, target, export_options, progress.advance)]
+            prepared = prepare_with_progress(loaded, session_options, speech, progress, sound)
+            try:
+                progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
+                if split:
+                    folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
+                    tracks = export_split(loaded, prepared, folder, export_options,
+                                          progress.advance)
+                else:
+                    target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
+                    tracks = [export_track(loaded, prepared, target, export_options,
+                                           progress.advance)]
+            finally:
+                prepared.close()
         written.extend(tracks)
         record_session(loaded, "export", started, prepared.plan.duration, completed=True,
                        detail=verdict.detail)

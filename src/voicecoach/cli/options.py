@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from voicecoach.plan import PlanOptions, build_plan
 from voicecoach.ui import LazyProgress
+
+if TYPE_CHECKING:
+    from voicecoach.sound import SoundOptions
 
 RoutineArg = Annotated[str, typer.Argument(help="A bundled routine id (see `list`) or a path.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -34,6 +38,40 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Render every cue a
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
+class Switch(str, Enum):
+    on = "on"
+    off = "off"
+
+
+ChimesOpt = Annotated[Switch | None, typer.Option("--chimes", help="Chimes when a hold starts and ends and when a rest is over, never over speech (default: the routine's `chimes`, on).")]
+TicksOpt = Annotated[Switch | None, typer.Option("--ticks", help="A soft tick on each second of a countdown (default: the routine's `countdown_ticks`, off).")]
+MusicOpt = Annotated[Path | None, typer.Option("--music", metavar="FILE", help="Music under the session: any audio file ffmpeg reads, looped or trimmed to fit, faded in and out, ducked under every cue.")]
+DuckOpt = Annotated[float, typer.Option("--duck", metavar="DB", help="How far the music drops under speech, in dB, -40 to 0 (write --duck=-12).")]
+LoudnessOpt = Annotated[float, typer.Option("--loudness", metavar="LUFS", help="Integrated loudness of the track, -30 to -14 LUFS; true peak stays at or under -1 dBTP.")]
+
+
+def sound_options(
+    chimes: Switch | None = None,
+    ticks: Switch | None = None,
+    music: Path | None = None,
+    duck: float | None = None,
+    loudness: float | None = None,
+) -> SoundOptions:
+    """The sound settings shared by export and play (checked here, before any speech is made)."""
+    from voicecoach.errors import UserError
+    from voicecoach.sound import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
+
+    if music is not None and not music.is_file():
+        raise UserError(f"music file not found: {music}", fix="give a path to an audio file")
+    return SoundOptions(
+        loudness=DEFAULT_LOUDNESS if loudness is None else loudness,
+        chimes=None if chimes is None else chimes == Switch.on,
+        countdown_ticks=None if ticks is None else ticks == Switch.on,
+        music=music,
+        duck=DEFAULT_DUCK if duck is None else duck,
+    )
+
+
 def speech_setup(engine: str | None, voice: str | None, rate: int, volume: float, no_cache: bool):  # type: ignore[no-untyped-def]
     from voicecoach.cache import ClipCache
     from voicecoach.speech import VoiceSettings, get_engine
@@ -43,7 +81,8 @@ def speech_setup(engine: str | None, voice: str | None, rate: int, volume: float
     )
 
 
-def prepare_with_progress(routine, options: PlanOptions, speech, progress: LazyProgress | None = None):  # type: ignore[no-untyped-def]
+def prepare_with_progress(routine, options: PlanOptions, speech, progress: LazyProgress | None = None, sound: SoundOptions | None = None):  # type: ignore[no-untyped-def]
+    """The prepared session (plan, levelled clips, chimes, music) for export and play."""
     from voicecoach.session import prepare
 
     engine, settings, cache = speech
@@ -51,7 +90,18 @@ def prepare_with_progress(routine, options: PlanOptions, speech, progress: LazyP
     if progress is not None:
         progress.stage("Speaking cues", estimate)
     return prepare(routine, options, engine=engine, settings=settings, cache=cache,
-                   on_clip=progress.set if progress is not None else None)
+                   on_clip=progress.set if progress is not None else None, sound=sound)
+
+
+def plan_with_progress(routine, options: PlanOptions, speech, progress: LazyProgress | None = None, sound: SoundOptions | None = None):  # type: ignore[no-untyped-def]
+    """The plan timed from real speech, without making the audio (show, list)."""
+    from voicecoach.session import timed_plan
+
+    engine, settings, cache = speech
+    if progress is not None:
+        progress.stage("Speaking cues", len(build_plan(routine, options).spoken_texts()))
+    return timed_plan(routine, options, engine=engine, settings=settings, cache=cache,
+                      on_clip=progress.set if progress is not None else None, sound=sound)
 
 
 def plan_options(

@@ -11,6 +11,7 @@ import typer
 from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
+    ChimesOpt,
     DetailOpt,
     EngineOpt,
     ForceOpt,
@@ -21,12 +22,14 @@ from voicecoach.cli.options import (
     RateOpt,
     RoutineArg,
     SkipOpt,
+    TicksOpt,
     UnderstandOpt,
     VoiceOpt,
     VolumeOpt,
     apply_safety,
     plan_options,
-    prepare_with_progress,
+    plan_with_progress,
+    sound_options,
     speech_setup,
 )
 from voicecoach.durations import format_clock, format_duration
@@ -50,7 +53,7 @@ def list_cmd(
     else:
         speech = speech_setup(None, None, 165, 1.0, False)
         with LazyProgress() as progress:
-            summaries = library.catalogue(lambda r: prepare_with_progress(r, PlanOptions(), speech, progress).plan)
+            summaries = library.catalogue(lambda r: plan_with_progress(r, PlanOptions(), speech, progress))
     if as_json:
         typer.echo(json.dumps([s.as_json() for s in summaries], indent=2, ensure_ascii=False))
         return
@@ -80,6 +83,8 @@ def show(
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
     volume: VolumeOpt = 1.0,
+    chimes: ChimesOpt = None,
+    ticks: TicksOpt = None,
     estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
 ) -> None:
     """Show a routine's timeline: every cue, its time and kind, and the total.
@@ -92,10 +97,12 @@ def show(
     options, _ = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
                               detail=detail, apply_limits=True, force=force,
                               i_understand=i_understand)
+    sound = sound_options(chimes, ticks)
     if estimate:
-        plan = build_plan(loaded, options)
+        plan = build_plan(loaded, sound.plan_options(options))
     else:
-        plan = prepare_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False)).plan
+        plan = plan_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False),
+                                  sound=sound)
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
         return
@@ -127,11 +134,17 @@ def plan_json(plan: Plan) -> dict[str, object]:
             {
                 "start": round(plan.seconds(e.start), 3),
                 "duration": round(plan.seconds(e.length), 3),
+                "speech": round(plan.seconds(e.speech), 3),
                 "kind": e.kind.value,
                 "text": e.text,
                 "exercise": e.exercise,
             }
             for e in plan.events
+        ],
+        "chimes": [
+            {"start": round(plan.seconds(c.start), 3), "duration": round(plan.seconds(c.length), 3),
+             "kind": c.kind.value}
+            for c in plan.chimes
         ],
     }
 

@@ -1,0 +1,148 @@
+"""The play command: speak a routine live, in real time, with a view and keys."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from voicecoach import library
+from voicecoach.cli.app import app
+from voicecoach.cli.options import (
+    ChimesOpt,
+    DetailOpt,
+    DuckOpt,
+    EngineOpt,
+    ForceOpt,
+    LoudnessOpt,
+    MusicOpt,
+    NoCacheOpt,
+    OnlyOpt,
+    PaceOpt,
+    RateOpt,
+    RoutineArg,
+    SkipOpt,
+    TicksOpt,
+    UnderstandOpt,
+    VoiceOpt,
+    VolumeOpt,
+    apply_safety,
+    plan_options,
+    prepare_with_progress,
+    record_session,
+    sound_options,
+    speech_setup,
+)
+from voicecoach.durations import format_clock
+from voicecoach.errors import Terminated, os_fault
+from voicecoach.ui import LazyProgress
+
+if TYPE_CHECKING:
+    from voicecoach.player import SessionResult
+
+
+class Audio(StrEnum):
+    """Kept in step with player.AUDIO_CHOICES (the player module is imported only to play)."""
+
+    default = "default"
+    none = "none"
+    pulseaudio = "pulseaudio"
+    alsa = "alsa"
+    jack = "jack"
+    oss = "oss"
+    sndio = "sndio"
+    coreaudio = "coreaudio"
+    wasapi = "wasapi"
+    dsound = "dsound"
+    winmm = "winmm"
+
+
+@app.command()
+def play(
+    routine: RoutineArg,
+    from_: Annotated[str | None, typer.Option("--from", help="Start at this exercise (name or number).")] = None,
+    only: OnlyOpt = None,
+    skip: SkipOpt = None,
+    pace: PaceOpt = 1.0,
+    detail: DetailOpt = None,
+    force: ForceOpt = False,
+    i_understand: UnderstandOpt = False,
+    lead_in: Annotated[float, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds. Live play starts at once (export adds 1.5 s for Bluetooth speakers to wake up); `show --lead-in 0` lists play's times.")] = 0.0,
+    engine: EngineOpt = None,
+    voice: VoiceOpt = None,
+    rate: RateOpt = 165,
+    volume: VolumeOpt = 1.0,
+    chimes: ChimesOpt = None,
+    ticks: TicksOpt = None,
+    music: MusicOpt = None,
+    duck: DuckOpt = -12.0,
+    loudness: LoudnessOpt = -16.0,
+    no_cache: NoCacheOpt = False,
+    audio: Annotated[Audio, typer.Option("--audio", help="Sound output: the system's default, `none` (a silent device at real-time speed, for machines with no sound), or a named sound system.")] = Audio.default,
+    events: Annotated[Path | None, typer.Option("--events", metavar="FILE.jsonl", help="Write every cue's planned and actual start (and pauses, skips) to this JSON-lines file.")] = None,
+) -> None:
+    """Speak a routine live, in real time: lie on the mat and listen.
+
+    Keys: space pause/resume, n or → next exercise, p or ← back (twice: the exercise before),
+    r repeat the last cue, + and - volume, q quit. Without a terminal on stdin, each cue is
+    printed as a line instead.
+
+    Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
+    """
+    from voicecoach.live_view import watch
+    from voicecoach.player import Player, exercise_start
+
+    loaded = library.load(routine)
+    sound = sound_options(chimes, ticks, music, duck, loudness)
+    speech = speech_setup(engine, voice, rate, volume, no_cache)
+    options, verdict = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
+                                    detail=detail, apply_limits=True, force=force,
+                                    i_understand=i_understand)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    try:
+        log = events.open("w", encoding="utf-8") if events is not None else None
+    except OSError as exc:
+        raise os_fault(exc, f"opening {events}") from None
+    started = time.time()
+    try:
+        with LazyProgress(quiet=not interactive) as progress:
+            prepared = prepare_with_progress(loaded, options, speech, progress, sound)
+        try:
+            start = exercise_start(prepared.plan, loaded, from_) if from_ else 0
+            player = Player(prepared, audio=audio.value, start=start)
+            # Cue lines go to stdout when there is no live view, or when stdout is not the screen.
+            lines = sys.stdout if not interactive or not sys.stdout.isatty() else None
+            try:
+                result = watch(player, title=loaded.title, interactive=interactive, events=log,
+                               lines=lines)
+            except (KeyboardInterrupt, Terminated) as exc:  # a normal way to stop: say where
+                _finish(loaded, player.result(), started, prepared.plan.duration, verdict)
+                if isinstance(exc, Terminated):
+                    raise
+                raise typer.Exit(130) from None
+        finally:
+            prepared.close()
+    finally:
+        if log is not None:
+            log.close()
+    _finish(loaded, result, started, prepared.plan.duration, verdict)
+
+
+def _finish(loaded, result: SessionResult, started: float, total: float, verdict) -> None:  # type: ignore[no-untyped-def]
+    """Record the session in history and say how it ended."""
+    record_session(loaded, "live", started, result.position, completed=result.completed,
+                   exercises_done=result.exercises_completed, stopped_at=result.stopped_at,
+                   forced=bool(verdict.forced), detail=verdict.detail)
+    done = len(result.exercises_completed)
+    if result.completed:
+        line = f"Done: {loaded.title}, {done} exercise{'s' * (done != 1)}"
+    else:
+        line = f"Stopped at {format_clock(result.position)} of {format_clock(total)}"
+        line += f" in {result.stopped_at}" if result.stopped_at else ""
+    if result.paused >= 1:
+        line += f" (paused {format_clock(result.paused)})"
+    typer.echo(line + ".", err=True)

@@ -1,0 +1,170 @@
+"""A music bed: any file ffmpeg decodes, spooled once as PCM to a temporary file and read back in
+loops, so a session of any length holds only the chunk being played in memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from voicecoach.errors import EncoderError, UserError
+from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
+from voicecoach.loudness import CELL, REACH_AFTER, REACH_BEFORE, cell_energies, gated, limiter_gain
+
+#: Cells per read from the decoder: 6 s of audio.
+_READ_CELLS = 60
+#: Shorter music would buzz rather than loop.
+MIN_SECONDS = 1.0
+#: Each end of a looped piece is faded over this long, so the loop point does not click.
+SEAM = 0.01
+
+
+class MusicBed:
+    """Decoded music (s16le mono SAMPLE_RATE) in a temporary file, and its loudness.
+
+    Only the first `frames` frames are kept: music longer than the session is trimmed, shorter
+    music loops. `cells` is the K-weighted energy of each 100 ms of the kept music."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"music file not found: {path}", fix="give a path to an audio file")
+        self._file = tempfile.TemporaryFile(prefix="voicecoach-music-")
+        self._lock = threading.Lock()
+        try:
+            self.length, cells = self._decode(max(1, frames))
+        except BaseException:
+            self._file.close()
+            raise
+        self.cells = cells
+        self.loudness = gated(cells)
+        if self.length < MIN_SECONDS * SAMPLE_RATE:
+            self.close()
+            raise UserError(f"the music in {path} is shorter than {MIN_SECONDS:g} s",
+                            fix="use a longer piece: it is looped to the session's length")
+        if self.loudness < -70:
+            self.close()
+            raise UserError(f"the music in {path} is silent", fix="choose another file")
+        self.loops = self.length < frames
+        if self.loops:
+            self._soften_seam()
+
+    def _decode(self, frames: int) -> tuple[int, np.ndarray]:
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+               "-i", f"file:{self.path.resolve()}", "-vn", "-f", "s16le", "-acodec", "pcm_s16le",
+               "-ac", str(CHANNELS), "-ar", str(SAMPLE_RATE), "pipe:1"]
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=errors)
+            except OSError as exc:
+                raise EncoderError(f"could not start ffmpeg: {exc}") from None
+            assert proc.stdout is not None
+            got, energies, want = 0, [], frames * 2
+            try:
+                while got < want:
+                    data = proc.stdout.read(min(_READ_CELLS * CELL * 2, want - got))
+                    if not data:
+                        break
+                    data = data[: len(data) // 2 * 2]
+                    self._file.write(data)
+                    got += len(data)
+                    if got % (CELL * 2) and got < want:
+                        # Keep reads cell-aligned so each cell is measured whole.
+                        rest = proc.stdout.read(CELL * 2 - got % (CELL * 2))
+                        self._file.write(rest)
+                        data += rest
+                        got += len(rest)
+                    energies.append(cell_energies(np.frombuffer(data, "<i2") / 32768.0))
+            finally:
+                trimmed = got >= want
+                if trimmed:
+                    proc.kill()
+                proc.stdout.close()
+                code = proc.wait()
+            if code != 0 and not trimmed:
+                errors.seek(0)
+                lines = [ln.strip() for ln in errors.read().decode("utf-8", "replace").splitlines()
+                         if ln.strip()]
+                reason = lines[-1] if lines else f"ffmpeg exit status {code}"
+                raise UserError(f"cannot read the music in {self.path}: {reason}",
+                                fix="give an audio file ffmpeg can decode: mp3, ogg, wav, m4a...")
+        if got == 0:
+            raise UserError(f"no audio in {self.path}", fix="give an audio file")
+        frames_got = min(got, want) // 2
+        self._file.truncate(frames_got * 2)
+        cells = np.concatenate(energies) if energies else np.zeros(0)
+        return frames_got, cells[: -(-frames_got // CELL)]
+
+    def _soften_seam(self) -> None:
+        n = min(round(SEAM * SAMPLE_RATE), self.length // 4)
+        ramp = (np.arange(n) + 0.5) / n
+        head = self.read(0, n) * ramp
+        tail = self.read(self.length - n, n) * ramp[::-1]
+        with self._lock:
+            os.pwrite(self._file.fileno(), _pcm(head), 0)
+            os.pwrite(self._file.fileno(), _pcm(tail), (self.length - n) * 2)
+
+    def set_level(self, gain: float, ceiling: float) -> None:
+        """Scale the spooled music by `gain` and limit it under `ceiling`, once, so the mix only
+        needs limiting where a cue or chime sounds over it."""
+        block = _READ_CELLS * CELL
+        out = tempfile.TemporaryFile(prefix="voicecoach-music-")
+        try:
+            for lo in range(0, self.length, block):
+                hi = min(self.length, lo + block)
+                w_lo, w_hi = max(0, lo - REACH_BEFORE), min(self.length, hi + REACH_AFTER)
+                window = self._linear(w_lo, w_hi - w_lo) * gain
+                window = window * limiter_gain(window, ceiling)
+                out.write(_pcm(window[lo - w_lo : hi - w_lo]))
+        except BaseException:
+            out.close()
+            raise
+        with self._lock:
+            self._file.close()
+            self._file = out
+
+    def _linear(self, start: int, n: int) -> np.ndarray:
+        data = os.pread(self._file.fileno(), n * 2, start * 2)
+        return np.frombuffer(data, "<i2") / 32768.0
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """n frames of the (looped) music from frame `start` of the session, as floats."""
+        out = np.empty(n, dtype=np.float64)
+        done = 0
+        fd = self._file.fileno()
+        while done < n:
+            at = (start + done) % self.length
+            take = min(n - done, self.length - at)
+            data = os.pread(fd, take * 2, at * 2)
+            out[done : done + take] = np.frombuffer(data, "<i2")
+            done += take
+        out /= 32768.0
+        return out
+
+    def energy(self, starts: np.ndarray, lengths: np.ndarray | int) -> np.ndarray:
+        """K-weighted energy of the music under session frames [start, start + length), from the
+        per-cell measure (linear within a cell), following the loop."""
+        edges = np.arange(len(self.cells) + 1) * CELL
+        cum = np.concatenate([[0.0], np.cumsum(self.cells)])
+        total = cum[-1]
+
+        def upto(frame: np.ndarray) -> np.ndarray:
+            laps, at = np.divmod(frame, self.length)
+            return laps * total + np.interp(at, edges, cum)
+
+        starts = np.asarray(starts, dtype=np.float64)
+        return upto(starts + lengths) - upto(starts)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+def _pcm(x: np.ndarray) -> bytes:
+    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()

@@ -1,0 +1,761 @@
+"""Play a prepared routine live: the sound device's clock is the timeline's clock."""
+
+from __future__ import annotations
+
+import array
+import bisect
+import math
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from voicecoach.errors import Fault, UserError
+from voicecoach.plan import MIN_GAP, Event, Kind, Plan
+
+if TYPE_CHECKING:
+    from voicecoach.model import Routine
+    from voicecoach.session import Prepared
+
+#: Frames the device asks for at a time. Small, so commands act within ~10 ms and onsets are
+#: stamped finely; the device keeps one or two more periods queued against scheduling hiccups.
+PERIOD_MS = 10
+#: Pauses, seeks and quits fade over this long, so cutting a word never clicks.
+FADE_MS = 5
+VOLUME_STEP_DB = 3.0
+#: +6 dB already clips the loudest syllables of levelled speech (peaks at -1 dBFS); it saturates.
+MIN_GAIN_DB, MAX_GAIN_DB = -30.0, 6.0
+#: "Back" within this many seconds of an exercise's start goes to the exercise before it (like a
+#: music player's previous button); later, it restarts the current exercise.
+RESTART_GRACE = 2.0
+#: --audio: the platform's sound system, miniaudio's silent real-time null device, or a backend.
+AUDIO_CHOICES = ("default", "none", "pulseaudio", "alsa", "jack", "oss", "sndio", "coreaudio",
+                 "wasapi", "dsound", "winmm")
+
+_TIMED = frozenset({Kind.HOLD, Kind.REST})
+_INNER = frozenset({Kind.HALFWAY, Kind.BREATH, Kind.COUNTDOWN, Kind.NEXT_UP})
+
+
+class NoSoundDevice(Fault):
+    """The sound system would not open a playback device. A fault (exit 1), not a user error:
+    the command was right, this machine cannot do it; the line says what will work instead."""
+
+    detail = ""
+
+
+class Device(Protocol):
+    """What the player needs of a miniaudio PlaybackDevice."""
+
+    def start(self, callback_generator: Generator[bytes, int, None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: (sample rate, period in ms) -> an opened, not yet started device.
+DeviceFactory = Callable[[int, int], Device]
+
+
+def open_device(audio: str, rate: int, period_ms: int = PERIOD_MS) -> Device:
+    """A mono s16 playback device; NoSoundDevice (one line, no library noise) if none opens."""
+    import miniaudio
+
+    from voicecoach.speech.base import quiet_output
+
+    backend = miniaudio.Backend
+    if audio == "none":
+        backends = [backend.NULL]
+    elif audio == "default":
+        # miniaudio's own default list ends with the null device: never fall back to silence.
+        backends = [b for b in backend if b not in (backend.NULL, backend.CUSTOM)]
+    else:
+        backends = [backend[audio.upper()]]
+    failed = ""
+    with quiet_output():  # ALSA prints a page of noise when there is no sound card
+        try:
+            return miniaudio.PlaybackDevice(  # type: ignore[no-any-return]
+                output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=rate,
+                buffersize_msec=period_ms, backends=backends, app_name="voicecoach",
+            )
+        except miniaudio.MiniaudioError as exc:
+            # Leaving this block drops the half-made device, whose clean-up may print too.
+            failed = str(exc)
+    error = NoSoundDevice(
+        "no sound device found" if audio in ("default", "none") else f"no {audio} sound device",
+        fix="try `--audio none` to run silently, or `voicecoach export` to make an MP3",
+    )
+    error.detail = failed  # miniaudio's words, for --debug tracebacks and bug reports
+    raise error
+
+
+# --- what the player reports ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Onset:
+    """A spoken cue began. `actual` is time.monotonic() when the device took the cue's first frame:
+    the callback's time plus the frame's offset inside the buffer. That is when the frame left
+    for the sound system; a real device sounds it a constant buffer later (a few tens of ms),
+    and the null device takes one or two periods ahead of real time. `expected` is where the
+    plan puts the cue on the same clock, after pauses, repeats and seeks (None for a repeat)."""
+
+    index: int
+    event: Event
+    planned: float
+    actual: float
+    expected: float | None
+    repeat: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        e = self.event
+        return {
+            "type": "cue", "index": self.index, "kind": e.kind.value, "exercise": e.exercise,
+            "text": e.text, "planned": round(self.planned, 6), "actual": round(self.actual, 6),
+            "expected": None if self.expected is None else round(self.expected, 6),
+            "error_ms": None if self.expected is None
+            else round((self.actual - self.expected) * 1000, 2),
+            "repeat": self.repeat,
+        }
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something the listener did or that happened: pause, resume, seek, stop, end."""
+
+    kind: str
+    position: float
+    actual: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "position": round(self.position, 6),
+                "actual": round(self.actual, 6)}
+
+
+Record = Onset | Mark
+
+
+@dataclass(frozen=True)
+class PlayerState:
+    """A snapshot for a view. Times in seconds of the timeline (pauses do not count)."""
+
+    position: float
+    total: float
+    paused: bool
+    done: bool
+    gain_db: float
+    event: Event | None
+    #: The most recent spoken cue at or before the position.
+    cue: Event | None
+    #: The exercise whose chapter this is (rests belong to the exercise before); None: introduction.
+    exercise: str | None
+    exercise_number: int
+    exercise_count: int
+    next_exercise: str | None
+    #: Seconds left in the current hold or rest, and its whole length; None outside them.
+    remaining: float | None
+    block: float | None
+    resting: bool
+    repeating: bool
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """How a live session ended (for history): a plain record, times in seconds."""
+
+    completed: bool
+    position: float
+    exercises_completed: tuple[str, ...]
+    stopped_at: str | None
+    paused: float
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str | None  # None: the introduction
+    start: int
+    end: int
+    own_end: int  # where the exercise's own cues end (the rest after it is not part of it)
+
+
+def sections(plan: Plan) -> list[_Section]:
+    """The plan's chapters, marking the introduction and where each exercise's own cues end."""
+    out = []
+    for i, (title, start, end) in enumerate(plan.chapters()):
+        intro = i == 0 and bool(plan.events) and plan.events[0].exercise is None
+        own = [e.end for e in plan.events if start <= e.start < end and e.exercise == title]
+        out.append(_Section(None if intro else title, start, end, max(own, default=end)))
+    return out
+
+
+def exercise_start(plan: Plan, routine: Routine, name: str) -> int:
+    """The frame where exercise `name` (name or number, as for --only) begins in the plan."""
+    from voicecoach.plan import select_exercises
+
+    wanted = select_exercises(routine, [name])[0].name
+    for section in sections(plan):
+        if section.name == wanted:
+            return section.start
+    raise UserError(f"{wanted!r} is not in this session", fix="it was left out by --only or --skip")
+
+
+def _blocks(plan: Plan) -> dict[int, tuple[int, int, Kind]]:
+    """Event index -> (start, end) frames of the hold or rest it belongs to, with its inner cues."""
+    events, out, i = plan.events, {}, 0
+    while i < len(events):
+        j = i + 1
+        if events[i].kind in _TIMED:
+            while j < len(events) and events[j].kind in _INNER:
+                j += 1
+            for m in range(i, j):
+                out[m] = (events[i].start, events[j - 1].end, events[i].kind)
+        i = j
+    return out
+
+
+# --- the player -------------------------------------------------------------------------------
+
+
+class Player:
+    """Streams `prepared.stream(...)` to a device. Commands are thread-safe and take effect at the
+    device's next period; the position is the count of timeline frames handed to the device."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        *,
+        audio: str = "default",
+        start: int = 0,
+        gain_db: float = 0.0,
+        device_factory: DeviceFactory | None = None,
+        tap: Callable[[bytes], None] | None = None,
+        period_ms: int = PERIOD_MS,
+    ) -> None:
+        self.prepared = prepared
+        self.plan = plan = prepared.plan
+        self.rate = plan.rate
+        self.log: list[Record] = []
+        self._factory = device_factory or (lambda rate, period: open_device(audio, rate, period))
+        self._tap = tap
+        self._period_ms = period_ms
+        self._starts = [e.start for e in plan.events]
+        self._sections = sections(plan)
+        self._section_starts = [s.start for s in self._sections]
+        self._own_ends = [s.own_end for s in self._sections]
+        self._blocks = _blocks(plan)
+        self._spoken = _last_spoken(plan.events)
+        self._fade = max(1, self.rate * FADE_MS // 1000)
+        self._records: queue.SimpleQueue[Record] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._finished = threading.Event()
+        self._device: Device | None = None
+        self._started = False
+        # Playback state: changed by the audio thread (and commands), always under _lock.
+        self._pos = max(0, min(start, plan.total))
+        self._feeder = _Feeder(prepared.stream)
+        self._pending = memoryview(b"")
+        self._stalling = False
+        self._next_event = bisect.bisect_left(self._starts, self._pos)
+        self._level = 1.0  # the fade: 0 silent .. 1 full
+        self._gain_db = _clamp_db(gain_db)
+        self._gain = self._gain_now = _db_to_gain(self._gain_db)
+        self._paused = self._in_pause = self._stopping = self._repeat = self._done = False
+        self._seek_to: int | None = None
+        self._insert: memoryview | None = None
+        self._insert_at: int | None = None
+        self._insert_cue: int | None = None
+        self._pending_insert = memoryview(b"")
+        self._anchor: float | None = None
+        self._paused_frames = 0
+        self._completed: set[int] = set()
+        self._reached_end = False
+        self._error: BaseException | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the device and start playing (NoSoundDevice if it cannot)."""
+        from voicecoach.speech.base import quiet_output
+
+        device = self._factory(self.rate, self._period_ms)
+        generator = self._generator()
+        next(generator)
+        # The first audio is ready before the device asks for it, so the first word is on time.
+        self._feeder.start(self._pos)
+        self._feeder.wait_ready(5.0)
+        try:
+            with quiet_output():
+                device.start(generator)
+        except Exception as exc:
+            with quiet_output():
+                device.close()
+            self._feeder.close()
+            raise NoSoundDevice("the sound device would not start",
+                                fix="try `--audio none`, or `voicecoach export`") from exc
+        self._device, self._started = device, True
+
+    def wait(self, timeout: float | None = None) -> SessionResult | None:
+        """The result once playback has ended (device closed), or None after `timeout`."""
+        if not self._finished.wait(timeout):
+            return None
+        self.close()
+        if self._error is not None:
+            raise Fault(f"live playback failed: {type(self._error).__name__}: {self._error}")
+        return self.result()
+
+    def run(self) -> SessionResult:
+        """Play to the end (or until stop()), then close the device."""
+        self.start()
+        try:
+            while (result := self.wait(0.1)) is None:
+                pass
+            return result
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop (with a fade, if still playing) and release the device. Idempotent."""
+        from voicecoach.speech.base import quiet_output
+
+        with self._close_lock:
+            device, self._device = self._device, None
+            if device is not None:
+                if not self._finished.is_set():
+                    self.stop()
+                    self._finished.wait(0.5)
+                with quiet_output():
+                    device.close()
+            self._feeder.close()
+            self._mark_done()
+
+    def __enter__(self) -> Player:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def drain(self) -> list[Record]:
+        """Onsets and marks since the last call, in order (for a view or an events file)."""
+        out = []
+        while True:
+            try:
+                out.append(self._records.get_nowait())
+            except queue.Empty:
+                return out
+
+    # -- commands (any thread) ---------------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    def toggle_pause(self) -> None:
+        with self._lock:
+            self._paused = not self._paused
+
+    def stop(self) -> None:
+        """Ask playback to fade out and end; returns at once (wait() or close() to finish)."""
+        with self._lock:
+            self._stopping = True
+            if not self._started:
+                self._finish(time.monotonic(), completed=False)
+
+    def next_exercise(self) -> None:
+        """Go to the next exercise's first cue; from the last one, to the closing words."""
+        with self._lock:
+            pos = self._where()
+            i = self._section_at(pos)
+            if i + 1 < len(self._sections):
+                self._seek(self._sections[i + 1].start)
+                return
+            finish = self.plan.events[-1].start if self.plan.events else self.plan.total
+            self._seek(finish if pos < finish else self.plan.total)
+
+    def previous_exercise(self) -> None:
+        """Restart the current exercise; within RESTART_GRACE of its start, go to the one before."""
+        with self._lock:
+            pos = self._where()
+            i = self._section_at(pos)
+            start = self._sections[i].start
+            if pos - start < RESTART_GRACE * self.rate and i > 0:
+                start = self._sections[i - 1].start
+            self._seek(start)
+
+    def repeat_last_cue(self) -> None:
+        """Say the latest cue again, after the one being spoken if any; the timeline waits."""
+        with self._lock:
+            self._repeat = True
+
+    def volume_up(self) -> None:
+        self.set_gain(self._gain_db + VOLUME_STEP_DB)
+
+    def volume_down(self) -> None:
+        self.set_gain(self._gain_db - VOLUME_STEP_DB)
+
+    def set_gain(self, db: float) -> None:
+        with self._lock:
+            self._gain_db = _clamp_db(db)
+            self._gain = _db_to_gain(self._gain_db)
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def state(self) -> PlayerState:
+        with self._lock:
+            pos, paused, done = self._pos, self._paused, self._done
+            gain_db, repeating = self._gain_db, self._insert is not None
+        plan, events = self.plan, self.plan.events
+        i = bisect.bisect_right(self._starts, pos) - 1
+        event = events[i] if i >= 0 else None
+        cue = events[self._spoken[i]] if i >= 0 and self._spoken[i] >= 0 else None
+        s = self._section_at(pos)
+        numbered = [k for k, sec in enumerate(self._sections) if sec.name is not None]
+        block = self._blocks.get(i) if i >= 0 else None
+        return PlayerState(
+            position=pos / self.rate, total=plan.duration, paused=paused, done=done,
+            gain_db=gain_db, event=event, cue=cue, exercise=self._sections[s].name,
+            exercise_number=sum(1 for k in numbered if k <= s), exercise_count=len(numbered),
+            next_exercise=next((self._sections[k].name for k in numbered if k > s), None),
+            remaining=(block[1] - pos) / self.rate if block else None,
+            block=(block[1] - block[0]) / self.rate if block else None,
+            resting=block is not None and block[2] == Kind.REST,
+            repeating=repeating,
+        )
+
+    def result(self) -> SessionResult:
+        with self._lock:
+            pos, paused = self._pos, self._paused_frames
+            done = sorted(self._completed)
+            reached = self._reached_end
+        names = tuple(n for k in done if (n := self._sections[k].name) is not None)
+        here = self._sections[self._section_at(pos)].name
+        return SessionResult(
+            completed=reached, position=pos / self.rate, exercises_completed=names,
+            stopped_at=None if reached else here, paused=paused / self.rate,
+        )
+
+    # -- the audio thread --------------------------------------------------------------------
+
+    def _generator(self) -> Generator[bytes, int, None]:
+        frames = yield b""
+        while True:
+            now = time.monotonic()
+            try:
+                with self._lock:
+                    out = self._fill(frames, now)
+                if self._tap is not None:
+                    self._tap(out)
+            except Exception as exc:  # an exception here would only be printed by cffi
+                with self._lock:
+                    self._error = exc
+                    self._finish(now, completed=False)
+                out = bytes(frames * 2)
+            frames = yield out
+
+    def _fill(self, n: int, now: float) -> bytes:
+        """n frames for the device; `now` is when the device asked for them."""
+        rate = self.rate
+        if self._anchor is None:
+            self._anchor = now - self._pos / rate
+        out = bytearray()
+        done = 0
+        while done < n:
+            left, at = n - done, now + done / rate
+            if self._done:
+                out += bytes(left * 2)
+                break
+            leaving = self._stopping or self._seek_to is not None
+            target = 0.0 if (self._paused or leaving) else 1.0
+            if self._level == 0.0 and target == 0.0:
+                if self._stopping:
+                    self._finish(at, completed=False)
+                elif self._seek_to is not None:
+                    self._jump(at)
+                else:  # paused: the device gets silence and the timeline waits
+                    if not self._in_pause:
+                        self._in_pause = True
+                        self._emit(Mark("pause", self._pos / rate, at))
+                    out += bytes(left * 2)
+                    self._paused_frames += left
+                    self._anchor += left / rate
+                    break
+                continue
+            if self._in_pause:
+                self._in_pause = False
+                self._emit(Mark("resume", self._pos / rate, at))
+            if self._repeat:
+                self._plan_repeat()
+            k = left
+            if self._level != target:
+                k = min(k, math.ceil(abs(target - self._level) * self._fade))
+            if self._gain_now != self._gain:
+                k = min(k, self._fade)
+            pcm = self._from_insert(k, at, may_start=not leaving)
+            if pcm is None:
+                if self._insert_at is not None and not leaving:
+                    k = min(k, self._insert_at - self._pos)
+                pcm, ended = self._take(k)
+                if not pcm and ended:
+                    self._finish(at, completed=True)
+                    continue
+                if not pcm:  # the feeder is behind (just after a seek): the timeline waits
+                    if not self._stalling:
+                        self._stalling = True
+                        self._emit(Mark("stall", self._pos / rate, at))
+                    out += bytes(left * 2)
+                    self._anchor += left / rate
+                    break
+                self._stalling = False
+                k = len(pcm) // 2
+                if not leaving:
+                    self._note_onsets(k, at)
+                    for s in range(bisect.bisect_right(self._own_ends, self._pos),
+                                   bisect.bisect_right(self._own_ends, self._pos + k)):
+                        self._completed.add(s)
+                self._pos += k
+            out += self._shape(pcm, k, target)
+            done += k
+        return bytes(out)
+
+    def _shape(self, pcm: bytes, k: int, target: float) -> bytes:
+        """Apply the fade and the volume, each ramped over the segment."""
+        level0 = self._level
+        step = k / self._fade
+        self._level = min(target, level0 + step) if target > level0 else max(target, level0 - step)
+        g0, g1 = level0 * self._gain_now, self._level * self._gain
+        self._gain_now = self._gain
+        return scale(pcm, g0, g1)
+
+    def _take(self, k: int) -> tuple[bytes, bool]:
+        """Up to k frames of the timeline from the position (fewer if the feeder is behind),
+        and whether the timeline has ended."""
+        need, parts, ended = k * 2, [], False
+        while need > 0:
+            if not self._pending:
+                chunk = self._feeder.take()
+                if chunk is None:
+                    break
+                if not chunk:
+                    ended = True
+                    break
+                self._pending = memoryview(chunk)
+            piece = self._pending[:need]
+            self._pending = self._pending[len(piece):]
+            parts.append(piece)
+            need -= len(piece)
+        return b"".join(parts), ended
+
+    def _note_onsets(self, k: int, at: float) -> None:
+        events, pos = self.plan.events, self._pos
+        while self._next_event < len(events) and events[self._next_event].start < pos + k:
+            i = self._next_event
+            self._next_event += 1
+            e = events[i]
+            if e.start >= pos and e.text:
+                assert self._anchor is not None
+                self._emit(Onset(i, e, e.start / self.rate, at + (e.start - pos) / self.rate,
+                                 self._anchor + e.start / self.rate))
+
+    def _jump(self, at: float) -> None:
+        assert self._seek_to is not None
+        target, self._seek_to = self._seek_to, None
+        self._pos = target
+        self._feeder.restart(target)
+        self._pending = memoryview(b"")
+        self._next_event = bisect.bisect_left(self._starts, target)
+        self._insert = self._insert_at = self._insert_cue = None
+        self._repeat = False
+        self._anchor = at - target / self.rate
+        self._emit(Mark("seek", target / self.rate, at))
+
+    def _seek(self, frame: int) -> None:
+        if not self._done:
+            self._seek_to = max(0, min(frame, self.plan.total))
+
+    def _where(self) -> int:
+        return self._seek_to if self._seek_to is not None else self._pos
+
+    def _section_at(self, pos: int) -> int:
+        return max(0, bisect.bisect_right(self._section_starts, pos) - 1)
+
+    def _plan_repeat(self) -> None:
+        self._repeat = False
+        if self._insert is not None or self._insert_at is not None:
+            return
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        if i < 0 or self._spoken[min(i, len(self._spoken) - 1)] < 0:
+            return
+        i = min(i, len(self._spoken) - 1)
+        e = self.plan.events[i]
+        speaking = bool(e.text) and self._pos < e.start + e.speech
+        cue = i if speaking else self._spoken[i]
+        said = self.plan.events[cue]
+        clip = self.prepared.clips[said.text][: said.speech * 2]
+        gap = round(MIN_GAP * self.rate)
+        self._insert_at = e.start + e.speech if speaking else self._pos
+        self._insert_cue = cue
+        self._insert = None
+        self._pending_insert = memoryview(bytes(clip) + bytes(gap * 2))
+
+    def _from_insert(self, k: int, at: float, may_start: bool) -> bytes | None:
+        """Frames of a repeated cue, if one is playing or due now; the timeline waits meanwhile."""
+        due = self._insert_at is not None and self._insert_at <= self._pos
+        if self._insert is None and due and may_start:
+            self._insert, self._insert_at = self._pending_insert, None
+            assert self._insert_cue is not None
+            e = self.plan.events[self._insert_cue]
+            self._emit(Onset(self._insert_cue, e, e.start / self.rate, at, None, repeat=True))
+        if self._insert is None:
+            return None
+        piece = bytes(self._insert[: k * 2])
+        self._insert = self._insert[len(piece):] or None
+        if self._insert is None:
+            self._insert_cue = None
+        assert self._anchor is not None
+        self._anchor += len(piece) / 2 / self.rate
+        return piece
+
+    def _emit(self, record: Record) -> None:
+        self.log.append(record)
+        self._records.put(record)
+
+    def _finish(self, at: float, completed: bool) -> None:
+        if self._done:
+            return
+        self._done, self._reached_end = True, completed
+        self._emit(Mark("end" if completed else "stop", self._pos / self.rate, at))
+        self._finished.set()
+
+    def _mark_done(self) -> None:
+        with self._lock:
+            self._finish(time.monotonic(), completed=False)
+
+
+class _Feeder:
+    """Reads `stream(start)` a few chunks ahead on its own thread, so the audio callback only
+    copies bytes: making a chunk (clips read back from disk, music mixed in) may take longer than
+    a device period. A restart (a seek) drops what was read ahead."""
+
+    AHEAD = 2  # chunks of timeline.CHUNK_FRAMES: about 3 s
+
+    def __init__(self, stream: Callable[[int], Iterator[bytes]]) -> None:
+        self._stream = stream
+        self._cond = threading.Condition(threading.Lock())
+        self._chunks: deque[bytes] = deque()
+        self._generation = 0
+        self._start = 0
+        self._ended = self._closed = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, start: int) -> None:
+        self._start = start
+        self._thread = threading.Thread(target=self._run, name="voicecoach-feeder", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._chunks or self._ended, timeout)
+
+    def restart(self, start: int) -> None:
+        with self._cond:
+            self._generation += 1
+            self._start = start
+            self._chunks.clear()
+            self._ended = False
+            self._cond.notify_all()
+
+    def take(self) -> bytes | None:
+        """The next chunk; None if it is not ready yet; b"" at the end of the stream."""
+        with self._cond:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._cond.notify_all()
+                return chunk
+            if self._error is not None:
+                raise self._error
+            return b"" if self._ended else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        generation, start = -1, 0
+        source: Iterator[bytes] | None = None
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda g=generation: self._closed or self._generation != g or (
+                    not self._ended and len(self._chunks) < self.AHEAD))
+                if self._closed:
+                    return
+                if self._generation != generation:
+                    generation, start, source = self._generation, self._start, None
+            try:
+                if source is None:
+                    source = self._stream(start)
+                chunk = next(source, None)  # the slow part, outside the lock
+            except Exception as exc:
+                with self._cond:
+                    self._error, self._ended = exc, True
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                if generation != self._generation:
+                    continue  # a seek came meanwhile: this chunk is of the old place
+                if chunk is None:
+                    self._ended = True
+                else:
+                    self._chunks.append(chunk)
+                self._cond.notify_all()
+
+
+def _last_spoken(events: tuple[Event, ...]) -> list[int]:
+    """For each event index, the index of the latest spoken event at or before it (-1: none)."""
+    out, last = [], -1
+    for i, e in enumerate(events):
+        if e.text:
+            last = i
+        out.append(last)
+    return out
+
+
+def _clamp_db(db: float) -> float:
+    return max(MIN_GAIN_DB, min(MAX_GAIN_DB, db))
+
+
+def _db_to_gain(db: float) -> float:
+    return 1.0 if db == 0 else 10 ** (db / 20)
+
+
+def scale(pcm: bytes, g0: float, g1: float) -> bytes:
+    """s16 samples times a gain going linearly from g0 to g1 (reached on the last sample),
+    saturating at full scale instead of wrapping around."""
+    if g0 == g1 == 1.0 or not pcm:
+        return pcm
+    if g0 == g1 == 0.0:
+        return bytes(len(pcm))
+    samples = array.array("h")
+    samples.frombytes(pcm)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    n = len(samples)
+    if g0 == g1:
+        values = [round(s * g0) for s in samples]
+    else:
+        d = (g1 - g0) / n
+        values = [round(s * (g0 + d * (j + 1))) for j, s in enumerate(samples)]
+    out = array.array("h", [32767 if v > 32767 else -32768 if v < -32768 else v for v in values])
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out.tobytes()
