@@ -43,13 +43,6 @@ class ClipStore(Mapping[str, bytes]):
                 raise os_fault(exc, f"spooling speech to {tempfile.gettempdir()}") from None
             self._index[text] = (offset, len(pcm))
 
-    def clear(self) -> None:
-        """Forget every clip (the spool file is emptied)."""
-        with self._lock:
-            self._index.clear()
-            self._file.seek(0)
-            self._file.truncate()
-
     def frames(self, text: str) -> int:
         return self._index[text][1] // 2
 
@@ -78,7 +71,7 @@ class Prepared:
     the mixer that adds chimes and music to them."""
 
     plan: Plan
-    clips: ClipStore
+    clips: Mapping[str, bytes]
     mixer: Mixer | None = None
 
     def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -92,7 +85,8 @@ class Prepared:
         """Let go of the temporary files (clips, music) now rather than at exit."""
         if self.mixer is not None:
             self.mixer.close()
-        self.clips.close()
+        elif isinstance(self.clips, ClipStore):
+            self.clips.close()
 
 
 def timed_plan(
@@ -138,15 +132,11 @@ def prepare(
     try:
         plan = _render_and_plan(routine, options, engine, settings, cache, on_clip, sound, raw,
                                 infos)
-        clips = ClipStore()
-        try:
-            mixer = make_sound(plan, raw, infos, clips, sound, cache)
-        except BaseException:
-            clips.close()
-            raise
-    finally:
+        mixer = make_sound(plan, raw, infos, sound, cache)  # owns `raw` from here on
+    except BaseException:
         raw.close()
-    return Prepared(plan, clips, mixer)
+        raise
+    return Prepared(plan, mixer.clips, mixer)
 
 
 def _render_and_plan(

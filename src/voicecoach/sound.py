@@ -11,6 +11,8 @@ The loudness model (see also voicecoach.loudness):
    signals, so their energies add). The integrated loudness of those cells, gated as BS.1770
    gates, predicts the track's. Everything is placed relative to L, so the prediction at any L
    is the prediction at L = 0 shifted by L: one global correction lands the track on the target.
+   The level is set from the raw clips before any clip is levelled, so levelling runs in the
+   background while the start of the track is already being encoded or played.
 3. Music plays at the speech's loudness between cues and MUSIC_DUCK dB lower under them.
    Export and live play read the same stream; a final limiter (only where music is mixed in)
    keeps the sum under CEILING. It works on fixed blocks with look-around, so a stream started
@@ -73,7 +75,6 @@ PROCESS_STEPS = 8
 FIRST_SLOPE = 0.6
 PROCESS_THREADS = min(2, os.cpu_count() or 1)
 #: The track model's prediction on the heard clips must be this close to the target.
-LEVEL_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -331,22 +332,22 @@ MAX_CORRECTION = 6.0
 #: check on the limited clips below corrects whatever remains.
 LIMITING_ALLOWANCE = 0.2
 #: Rounds of level, limit, check: one usually; a second when the check is off by more than 0.1.
-LEVEL_ROUNDS = 3
 
 
 def make_sound(
     plan: Plan,
-    raw: Mapping[str, bytes],
+    raw: ClipStore,
     infos: Mapping[str, ClipInfo],
-    clips: ClipStore,
     options: SoundOptions,
     cache: ClipCache | None,
 ) -> Mixer:
-    """Level every clip into `clips`, make the chimes, open the music, and return the mixer.
+    """Set the session's level, make the chimes, open the music, and return the mixer.
 
-    The clips' common level is set so that the track model predicts the target: first from the
-    unlimited clips (the model is linear in level), then checked on the limited clips as they
-    will be heard, and redone at a corrected level if the check is off by more than 0.1 LU."""
+    The clips' common level is set so that the track model predicts the target from the raw
+    clips (the model is linear in level; limiting takes about LIMITING_ALLOWANCE away, measured).
+    The clips themselves are levelled in the background, in the order the plan first uses them,
+    while the encoder (or the sound card) is already taking the start of the track: the mixer
+    owns `raw` from here on and closes it."""
     from voicecoach.music import MusicBed
 
     ceiling = lu.db_to_gain(CEILING_DB)
@@ -354,31 +355,20 @@ def make_sound(
     tones = {kind: _tone(kind, cache) for kind in kinds}
     chime_infos = {kind: analyse(_pcm(x), cache) for kind, x in tones.items()}
     music = MusicBed(options.music, plan.total) if options.music is not None else None
+    clips: LevelledClips | None = None
     try:
         ducking = Ducking.of(plan)
-
-        def bed_at(level: float) -> Bed | None:
-            if music is None:
-                return None
-            gain = lu.db_to_gain(level + MUSIC_LEVEL - music.loudness)
-            return Bed(music, gain, options.duck, ducking, plan.total, plan.rate)
-
+        bed_at_zero = None
+        if music is not None:
+            gain = lu.db_to_gain(MUSIC_LEVEL - music.loudness)
+            bed_at_zero = Bed(music, gain, options.duck, ducking, plan.total, plan.rate)
         # What the PCM must measure for the MP3 to measure the target.
         wanted = options.loudness - ENCODER_GAIN_DB
-        at_zero = lu.gated(track_cells(plan, infos, 0.0, chime_infos, 0.0, bed_at(0.0)))
+        at_zero = lu.gated(track_cells(plan, infos, 0.0, chime_infos, 0.0, bed_at_zero))
         correction = max(-MAX_CORRECTION, min(MAX_CORRECTION, -at_zero))
         level = wanted + correction + (LIMITING_ALLOWANCE if music is None else 0.0)
-        texts = list(raw)
-        for last in range(LEVEL_ROUNDS - 1, -1, -1):
-            # Levelled clips go straight to a spool file: only their profiles stay in memory.
-            heard = _level_all(texts, raw, infos, level, ceiling, cache, clips)
-            got = lu.gated(track_cells(plan, heard, None, chime_infos, level, bed_at(level)))
-            miss = wanted - got
-            if not last or abs(miss) <= LEVEL_TOLERANCE or (
-                    abs(level + miss - wanted) > MAX_CORRECTION):
-                break
-            clips.clear()
-            level += miss
+        order = list(dict.fromkeys(e.text for e in plan.events if e.text))
+        clips = LevelledClips(order, raw, infos, level, ceiling, cache)
         rendered = {kind: chime_sounds.render(kind, level, ceiling, tones[kind]) for kind in kinds}
         bed = None
         if music is not None:
@@ -388,9 +378,11 @@ def make_sound(
     except BaseException:
         if music is not None:
             music.close()
+        if clips is not None:
+            clips.close()
         raise
-    return Mixer(plan, clips, rendered, bed, ceiling,
-                 on_close=music.close if music is not None else None)
+    on_close = [clips.close] + ([music.close] if music is not None else [])
+    return Mixer(plan, clips, rendered, bed, ceiling, on_close=lambda: [f() for f in on_close])
 
 
 def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
@@ -406,40 +398,57 @@ def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
     return made
 
 
-def _level_all(
-    texts: list[str],
-    raw: Mapping[str, bytes],
-    infos: Mapping[str, ClipInfo],
-    level: float,
-    ceiling: float,
-    cache: ClipCache | None,
-    clips: ClipStore,
-) -> dict[str, ClipInfo]:
-    """Every clip levelled into `clips`, with its profile as heard: from the cache where it has
-    them, the rest made on two threads (numpy lets go of the GIL in its loops, and the encoder
-    is not running yet)."""
-    heard: dict[str, ClipInfo] = {}
-    missing = []
-    for text in texts:
-        key = processed_key(infos[text], level, ceiling)
-        pcm = cache.get(key) if cache is not None else None
-        if pcm is not None and len(pcm) == len(raw[text]):
-            clips.add(text, pcm)
-            heard[text] = analyse(pcm, cache)
-        else:
-            missing.append(text)
-    if missing:
-        def one(text: str) -> tuple[bytes, ClipInfo]:
-            pcm = process(raw[text], infos[text], level, ceiling)
-            return pcm, analyse(pcm, cache)
+class LevelledClips(Mapping[str, bytes]):
+    """Clips at the session's level: from the cache where it has them, else levelled on
+    background threads, in the order given; reading a clip waits only for that clip. Levelled
+    clips go to a spool file, so memory does not grow with the number of cues."""
 
-        with ThreadPoolExecutor(max_workers=PROCESS_THREADS) as pool:
-            for text, (pcm, info) in zip(missing, pool.map(one, missing), strict=True):
-                clips.add(text, pcm)
-                heard[text] = info
-                if cache is not None:
-                    cache.put(processed_key(infos[text], level, ceiling), pcm)
-    return heard
+    def __init__(
+        self,
+        order: list[str],
+        raw: ClipStore,
+        infos: Mapping[str, ClipInfo],
+        level: float,
+        ceiling: float,
+        cache: ClipCache | None,
+    ) -> None:
+        from voicecoach.session import ClipStore
+
+        self._raw, self._infos, self._cache = raw, infos, cache
+        self._level, self._ceiling = level, ceiling
+        self._out = ClipStore()
+        self._pool = ThreadPoolExecutor(max_workers=PROCESS_THREADS,
+                                        thread_name_prefix="voicecoach-level")
+        self._jobs = {text: self._pool.submit(self._make, text) for text in order}
+
+    def _make(self, text: str) -> None:
+        info = self._infos[text]
+        key = processed_key(info, self._level, self._ceiling)
+        raw = self._raw[text]
+        pcm = self._cache.get(key) if self._cache is not None else None
+        if pcm is None or len(pcm) != len(raw):
+            pcm = process(raw, info, self._level, self._ceiling)
+            if self._cache is not None:
+                self._cache.put(key, pcm)
+        self._out.add(text, pcm)
+
+    def __getitem__(self, text: str) -> bytes:
+        self._jobs[text].result()  # re-raises a levelling failure where the clip is needed
+        return self._out[text]
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._jobs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._raw.close()
+        self._out.close()
 
 
 # -- the stream -----------------------------------------------------------------------------
