@@ -163,8 +163,10 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
     second = subprocess.run(cli("export", "r.yaml", "-o", "b.mp3", "--json"), cwd=tmp_path,
                             env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
-    assert abs(json.loads(second.stdout)[0]["duration"] - duration) < 0.01
-    assert is_complete(tmp_path / "b.mp3", duration)
+    # Speech rendered again may differ from the first rendering by a few samples a clip.
+    again = json.loads(second.stdout)[0]["duration"]
+    assert abs(again - duration) < 0.1
+    assert is_complete(tmp_path / "b.mp3", again)
     # Repaired: a third export finds every entry it needs valid, so it writes nothing new.
     # (A damaged entry that no export reads any more may stay; it would be caught if read.)
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size)
