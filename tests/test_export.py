@@ -101,6 +101,7 @@ def test_tags_and_cbr(exported: dict) -> None:
     assert str(tags["TIT2"]) == "Test back routine"
     assert str(tags["TPE1"]) == "voicecoach"
     assert str(tags["TALB"]) == "Test back routine"
+    assert str(tags["TRCK"]) == "1/1"
     assert re.fullmatch(r"\d{4}", str(tags.get("TYER") or tags.get("TDRC")))
     assert "A test article" in str(tags.getall("COMM")[0])
     info = MP3(path).info
@@ -143,10 +144,12 @@ def test_only_skip_pace_and_lead_in(tmp_path: Path, run_cli) -> None:  # type: i
 
 def test_split_writes_one_track_per_exercise_and_a_playlist(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
-    done = run_cli("export", "r.yaml", "--split", "-o", "parts", "--json")
+    done = run_cli("export", "r.yaml", "--split", "-o", "parts", "--json", "--transcript")
     assert done.returncode == 0, done.stderr
-    names = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    names = sorted(p.name for p in (tmp_path / "parts").iterdir() if p.suffix != ".lrc")
     assert names == ["01-introduction.mp3", "02-knees-to-chest.mp3", "03-twist.mp3", "r.m3u"]
+    twist = (tmp_path / "parts" / "03-twist.lrc").read_text(encoding="utf-8").splitlines()
+    assert twist[3] == "[00:00.00]Twist."  # times start again at each part
     playlist = (tmp_path / "parts" / "r.m3u").read_text().splitlines()
     assert playlist[0] == "#EXTM3U" and [ln for ln in playlist if ln.endswith(".mp3")] == names[:3]
     shown = json.loads(run_cli("show", "r.yaml", "--json").stdout)

@@ -243,3 +243,37 @@ def test_exports_are_recorded_and_history_shows_limits(tmp_path: Path, run_cli) 
 def test_save_screening_needs_every_answer(tmp_path: Path) -> None:
     with pytest.raises(UserError):
         save_screening({"chronic": False}, tmp_path)
+
+
+def test_a_locked_or_unwritable_history_is_a_fault_and_is_not_moved(tmp_path: Path) -> None:
+    history = History(tmp_path)
+    history.record(SessionRecord("r", "R", "live", 1.0, 2.0, True, 1.0))
+    history.close()
+    blocker = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        waiting = History(tmp_path, timeout=0.2)
+        with pytest.raises(Fault, match="cannot use the history file"):
+            waiting.record(SessionRecord("r", "R", "live", 3.0, 4.0, True, 1.0))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert not list(tmp_path.glob("*.damaged-*"))
+    assert len(History(tmp_path).sessions()) == 1
+
+
+def test_show_for_play_applies_limits_and_show_for_export_matches_the_track(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    env = {"VOICECOACH_DATA_DIR": str(data)}
+    (tmp_path / "r.yaml").write_text(
+        "title: R\nexercises:\n  - {name: Roll, hold: 3s, limits: {wait: 1h}}\n"
+        "  - {name: Rest pose, hold: 3s}\n", encoding="utf-8")
+    History(data).record(SessionRecord("r", "R", "live", time.time() - 70, time.time() - 60,
+                                       True, 10.0, ("Roll",)))
+    live = json.loads(run_cli("show", "r.yaml", "--json", "--for", "play", env=env).stdout)
+    assert [item["exercise"] for item in live["left_out"]] == ["Roll"]
+    assert live["events"][0]["start"] == 0.0
+    shown = json.loads(run_cli("show", "r.yaml", "--json", env=env).stdout)
+    assert shown["left_out"] == [] and shown["events"][0]["start"] == 1.5
+    track = json.loads(run_cli("export", "r.yaml", "-o", "r.mp3", "--json", env=env).stdout)[0]
+    assert track["duration"] == shown["duration"]

@@ -367,7 +367,8 @@ def test_pyttsx3_voices_and_settings() -> None:
         assert any("en" in v.languages for v in engine.voices())
         assert engine.resolve_voice("en-us").id == "gmw/en-US"
         try:
-            engine.resolve_voice("klingon")
+            engine.resolve_voice("no-such-voice-xyz")
+            raise SystemExit("an unknown voice was accepted")
         except UserError as error:
             assert "voicecoach voices" in error.fix
         def peak(pcm):
@@ -379,6 +380,7 @@ def test_pyttsx3_voices_and_settings() -> None:
         assert peak(quiet) < peak(loud) and len(fast) < 0.6 * len(slow)
         try:
             engine.synthesize(text, VoiceSettings(voice="gmq/fo"))  # the wheel lacks fo_dict
+            raise SystemExit("a voice without its dictionary was accepted")
         except EngineError as error:
             assert "fo_dict" in error.message
         assert engine.synthesize(text, VoiceSettings())

@@ -8,9 +8,9 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from pathlib import Path
 
+from voicecoach.atomic import remove_stale, temp_path
 from voicecoach.ffmpeg import SAMPLE_RATE
 
 ENV_CACHE_DIR = "VOICECOACH_CACHE_DIR"
@@ -105,13 +105,21 @@ def _verified(data: bytes) -> bytes | None:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     # A temp file in the same dir, then rename: readers see the old entry or the whole
-    # new one, never a partial file, even with several voicecoach processes at once.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pcm")
+    # new one, never a partial file, even with several voicecoach processes at once. The
+    # temporary carries its owner's pid, so one left by a killed process is removed later.
+    if path.parent not in _swept:
+        _swept.add(path.parent)
+        remove_stale(path.parent)
+    temp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(temp, "xb") as file:
             file.write(data)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+#: Shard folders already swept for stale temporaries by this process.
+_swept: set[Path] = set()

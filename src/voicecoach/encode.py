@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import tempfile
@@ -14,6 +15,11 @@ from voicecoach.errors import EncoderError, Fault
 from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
 
 Progress = Callable[[int], None]
+# ffmpeg in a process group of its own: Ctrl-C reaches us alone, and we stop ffmpeg in order.
+_OWN_GROUP: dict[str, object] = (
+    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+    else {"start_new_session": True}
+)
 _DISK_FULL = ("No space left", "File too large", "Disk quota")
 
 
@@ -55,7 +61,7 @@ def _run_ffmpeg(
             # A session of its own: Ctrl-C reaches us, and we stop ffmpeg in order.
             proc = subprocess.Popen(
                 _command(tmp, bitrate, rate), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=errors, start_new_session=True,
+                stderr=errors, **_OWN_GROUP,
             )
         except OSError as exc:
             raise EncoderError(f"could not start ffmpeg: {exc}") from None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ from voicecoach import atomic
 from voicecoach.durations import format_clock
 from voicecoach.encode import encode_mp3
 from voicecoach.model import Routine
+from voicecoach.names import slug
 from voicecoach.plan import Plan
 from voicecoach.session import Prepared
 from voicecoach.tags import Chapter, TrackTags, write_tags
@@ -66,6 +65,7 @@ def export_track(
         album=routine.title,
         year=_dt.date.today().year,
         comment=_comment(routine),
+        track=(1, 1),
         length_ms=_ms(plan, plan.total),
         chapters=chapters,
         extra={"voicecoach routine": routine.id},
@@ -117,7 +117,12 @@ def export_split(
             finish=lambda tmp, tags=tags: write_tags(tmp, tags),
             on_progress=on_progress,
         )
-        tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size))
+        extras: tuple[Path, ...] = ()
+        if options.transcript:
+            lrc = dest.with_suffix(".lrc")
+            atomic.write_text(lrc, lrc_text(plan, title, start, end))
+            extras = (lrc,)
+        tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras))
     playlist = folder / f"{safe_name(routine.id, 'routine')}.m3u"
     atomic.write_text(playlist, m3u_text(tracks, routine.title))
     return [*tracks[:-1], _with_extra(tracks[-1], playlist)] if tracks else tracks
@@ -141,12 +146,15 @@ def _comment(routine: Routine) -> str:
     return " ".join(parts)
 
 
-def lrc_text(plan: Plan, title: str) -> str:
-    """Every spoken cue at its time, as LRC lyrics that phone players scroll along."""
-    lines = [f"[ti:{_one_line(title)}]", "[ar:voicecoach]", f"[length:{format_clock(plan.duration)}]"]
+def lrc_text(plan: Plan, title: str, start: int = 0, end: int | None = None) -> str:
+    """Every spoken cue of frames [start, end) at its time in that part, as LRC lyrics that
+    phone players scroll along."""
+    end = plan.total if end is None else end
+    length = format_clock((end - start) / plan.rate)
+    lines = [f"[ti:{_one_line(title)}]", "[ar:voicecoach]", f"[length:{length}]"]
     for event in plan.events:
-        if event.text:
-            centis = round(event.start * 100 / plan.rate)
+        if event.text and start <= event.start < end:
+            centis = round((event.start - start) * 100 / plan.rate)
             minutes, rest = divmod(centis, 6000)
             lines.append(f"[{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}]{_one_line(event.text)}")
     return "\n".join(lines) + "\n"
@@ -170,9 +178,7 @@ _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 1
 
 def safe_name(text: str, fallback: str, limit: int = 60) -> str:
     """A file name part that is the same on every system: letters, digits and dashes only."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w]+", "-", text, flags=re.UNICODE).strip("-_")
-    text = text[:limit].rstrip("-_")
+    text = slug(text)[:limit].rstrip("-")
     if not text or text in _WINDOWS_RESERVED:
         return fallback
     return text

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,9 @@ class History:
     """The history database. Every write is one short transaction, so concurrent processes
     (WAL mode, busy timeout) lose nothing and a killed process leaves every finished session."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, *, timeout: float = 30.0) -> None:
         self.folder = folder or data_dir()
+        self.timeout = timeout
         self.path = self.folder / DB_NAME
         self._conn: sqlite3.Connection | None = None
 
@@ -116,24 +118,32 @@ class History:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise Fault(f"cannot create the history folder {self.folder}: {exc.strerror}") from None
+        conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise sqlite3.DatabaseError(f"journal mode {mode}")
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             ok = conn.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
-                raise sqlite3.DatabaseError(ok)
+                raise _Corrupt(ok)
             with _transaction(conn):
                 _create(conn)
-        except sqlite3.DatabaseError as exc:
-            with contextlib.suppress(Exception):
-                conn.close()
-            raise self._damaged(exc) from None
+        except sqlite3.Error as exc:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            # Only real damage moves the file aside; a lock, a read-only file or a full disk
+            # leave it where it is, with one line saying what is wrong.
+            if isinstance(exc, _Corrupt) or _is_corrupt(exc):
+                raise self._damaged(exc) from None
+            raise self._fault(exc) from None
         self._conn = conn
         return conn
+
+    def _fault(self, exc: sqlite3.Error) -> Fault:
+        return Fault(f"cannot use the history file {self.path}: {exc}",
+                     fix="check its permissions and free disk space")
 
     def _damaged(self, exc: Exception) -> Fault:
         """Move a damaged database aside (never delete it) and say where it went."""
@@ -157,6 +167,12 @@ class History:
 
     def record(self, session: SessionRecord) -> int:
         conn = self._connect()
+        try:
+            return self._insert(conn, session)
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+
+    def _insert(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
         with _transaction(conn):
             cur = conn.execute(
                 "INSERT INTO sessions (routine, title, kind, started, ended, completed, position,"
@@ -174,8 +190,14 @@ class History:
             )
         return session_id
 
-    def sessions(self, routine: str | None = None, limit: int | None = None) -> list[Session]:
+    def _rows(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         conn = self._connect()
+        try:
+            return conn.execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+
+    def sessions(self, routine: str | None = None, limit: int | None = None) -> list[Session]:
         query = ("SELECT id, routine, title, kind, started, ended, completed, position, stopped_at,"
                  " forced FROM sessions")
         args: list[object] = []
@@ -186,19 +208,16 @@ class History:
         if limit:
             query += f" LIMIT {int(limit)}"
         return [Session(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]))
-                for r in conn.execute(query, args)]
+                for r in self._rows(query, args)]
 
     def live_sessions(self, routine: str) -> int:
         """How many live sessions of this routine were played (to the end or not)."""
-        conn = self._connect()
-        row = conn.execute(
-            "SELECT COUNT(*) FROM sessions WHERE routine = ? AND kind = 'live'", (routine,)
-        ).fetchone()
-        return int(row[0])
+        rows = self._rows("SELECT COUNT(*) FROM sessions WHERE routine = ? AND kind = 'live'",
+                          (routine,))
+        return int(rows[0][0])
 
     def done_times(self, routine: str, exercise: str, since: float) -> list[float]:
-        conn = self._connect()
-        rows = conn.execute(
+        rows = self._rows(
             "SELECT done_at FROM exercises_done WHERE routine = ? AND exercise = ? AND done_at >= ?"
             " ORDER BY done_at",
             (routine, exercise, since),
@@ -207,9 +226,20 @@ class History:
 
     def active_days(self) -> list[_dt.date]:
         """Local dates with at least one live session that reached its end."""
-        conn = self._connect()
-        rows = conn.execute("SELECT ended FROM sessions WHERE kind = 'live' AND completed = 1")
+        rows = self._rows("SELECT ended FROM sessions WHERE kind = 'live' AND completed = 1")
         return sorted({_dt.datetime.fromtimestamp(r[0]).date() for r in rows})
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """quick_check found damage."""
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
 
 
 def _create(conn: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
+from voicecoach.errors import os_fault
 from voicecoach.durations import format_clock
 
 if TYPE_CHECKING:
@@ -281,6 +282,15 @@ def watch(
 
 
 def _write(records: list[Record], events: IO[str] | None, lines: IO[str] | None) -> None:
+    try:
+        _write_records(records, events, lines)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise os_fault(exc, "writing the events file") from None
+
+
+def _write_records(records: list[Record], events: IO[str] | None, lines: IO[str] | None) -> None:
     for record in records:
         if events is not None:
             events.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")

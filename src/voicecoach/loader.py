@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from voicecoach.errors import RoutineError, RoutineErrors, UserError
 from voicecoach.model import Routine
+from voicecoach.names import slug
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
@@ -43,8 +43,7 @@ def load_routine(path: str | Path, *, routine_id: str | None = None) -> Routine:
 
 
 def id_from_path(path: Path) -> str:
-    stem = path.name.split(".")[0]
-    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "routine"
+    return slug(path.name.split(".")[0]) or "routine"
 
 
 def _one(path: str, line: int, col: int, message: str, fix: str | None = None) -> RoutineErrors:
@@ -86,7 +85,6 @@ def _decode(raw: bytes, shown: str) -> str:
     except UnicodeDecodeError as exc:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
-        col = len(before.decode("utf-8", "replace")) - (before.rfind(b"\n") + 1) + 1
         col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
         raise _one(shown, line, col, f"byte 0x{raw[exc.start]:02x} is not UTF-8 text",
                    "save the file as UTF-8") from None
@@ -197,9 +195,9 @@ _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 class _Builder:
     """Nodes to plain data with a budget, so aliases cannot expand without bound."""
 
-    _constructor = yaml.constructor.SafeConstructor()
-
     def __init__(self, shown: str, marks: _Marks) -> None:
+        # One constructor per file: it caches every node it builds, so a shared one would grow.
+        self._constructor = yaml.constructor.SafeConstructor()
         self.shown = shown
         self.marks = marks
         self.budget = MAX_NODES
@@ -365,7 +363,7 @@ def _second_name(data: dict[str, Any], marks: _Marks) -> tuple[int, int] | None:
     for i, ex in enumerate(data.get("exercises") or []):
         name = ex.get("name") if isinstance(ex, dict) else None
         if isinstance(name, str):
-            key = name.strip().casefold()
+            key = slug(name)
             if key in seen:
                 return marks.values.get(("exercises", i, "name"))
             seen.add(key)

@@ -18,6 +18,7 @@ from pydantic import (
 
 from voicecoach.cues import LANGUAGES, wording
 from voicecoach.durations import parse_duration
+from voicecoach.names import slug
 
 Duration = Annotated[
     float,
@@ -330,7 +331,7 @@ class Routine(Strict):
     def _unique_names(self) -> Routine:
         seen: set[str] = set()
         for ex in self.exercises:
-            key = ex.name.casefold()
+            key = slug(ex.name)
             if key in seen:
                 raise ValueError(f"two exercises are named {ex.name!r}: give each a distinct name")
             seen.add(key)

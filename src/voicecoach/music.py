@@ -4,7 +4,6 @@ loops, so a session of any length holds only the chunk being played in memory.""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecoach.errors import EncoderError, UserError
+from voicecoach.errors import EncoderError, UserError, os_fault
 from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
 from voicecoach.loudness import CELL, REACH_AFTER, REACH_BEFORE, cell_energies, gated, limiter_gain
 
@@ -81,6 +80,8 @@ class MusicBed:
                         data += rest
                         got += len(rest)
                     energies.append(cell_energies(np.frombuffer(data, "<i2") / 32768.0))
+            except OSError as exc:
+                raise os_fault(exc, "spooling the music") from None
             finally:
                 trimmed = got >= want
                 if trimmed:
@@ -106,9 +107,8 @@ class MusicBed:
         ramp = (np.arange(n) + 0.5) / n
         head = self.read(0, n) * ramp
         tail = self.read(self.length - n, n) * ramp[::-1]
-        with self._lock:
-            os.pwrite(self._file.fileno(), _pcm(head), 0)
-            os.pwrite(self._file.fileno(), _pcm(tail), (self.length - n) * 2)
+        self._write_at(0, _pcm(head))
+        self._write_at(self.length - n, _pcm(tail))
 
     def set_level(self, gain: float, ceiling: float) -> None:
         """Scale the spooled music by `gain` and limit it under `ceiling`, once, so the mix only
@@ -122,6 +122,10 @@ class MusicBed:
                 window = self._linear(w_lo, w_hi - w_lo) * gain
                 window = window * limiter_gain(window, ceiling)
                 out.write(_pcm(window[lo - w_lo : hi - w_lo]))
+            out.flush()
+        except OSError as exc:
+            out.close()
+            raise os_fault(exc, "spooling the music") from None
         except BaseException:
             out.close()
             raise
@@ -129,19 +133,32 @@ class MusicBed:
             self._file.close()
             self._file = out
 
+    # Seek and read under the lock rather than os.pread/os.pwrite, which Windows lacks.
+    def _read_at(self, frame: int, n: int) -> bytes:
+        with self._lock:
+            self._file.seek(frame * 2)
+            return self._file.read(n * 2)
+
+    def _write_at(self, frame: int, data: bytes) -> None:
+        with self._lock:
+            try:
+                self._file.seek(frame * 2)
+                self._file.write(data)
+                self._file.flush()
+            except OSError as exc:
+                raise os_fault(exc, "spooling the music") from None
+
     def _linear(self, start: int, n: int) -> np.ndarray:
-        data = os.pread(self._file.fileno(), n * 2, start * 2)
-        return np.frombuffer(data, "<i2") / 32768.0
+        return np.frombuffer(self._read_at(start, n), "<i2") / 32768.0
 
     def read(self, start: int, n: int) -> np.ndarray:
         """n frames of the (looped) music from frame `start` of the session, as floats."""
         out = np.empty(n, dtype=np.float64)
         done = 0
-        fd = self._file.fileno()
         while done < n:
             at = (start + done) % self.length
             take = min(n - done, self.length - at)
-            data = os.pread(fd, take * 2, at * 2)
+            data = self._read_at(at, take)
             out[done : done + take] = np.frombuffer(data, "<i2")
             done += take
         out /= 32768.0

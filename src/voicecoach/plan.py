@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 from voicecoach.cues import Wording, wording
 from voicecoach.errors import UserError
 from voicecoach.model import Exercise, FollowUp, Phase, Routine, Step
+from voicecoach.names import slug
 
 PLAN_RATE = 22050
 #: Silence kept between the end of one spoken cue and the start of the next.
@@ -150,9 +150,9 @@ def build_plan(
     """The plan for a routine. Pure: the same routine, options and clip lengths give the same plan."""
     options = options or PlanOptions()
     measure = measure or estimate_speech(options.rate)
-    left = {_slug(name) for name, _ in options.left_out}
+    left = {slug(name) for name, _ in options.left_out}
     exercises = [ex for ex in select_exercises(routine, options.only, options.skip)
-                 if _slug(ex.name) not in left]
+                 if slug(ex.name) not in left]
     if not exercises:
         raise UserError("every chosen exercise is left out today",
                         fix="see `voicecoach history`, or add --force to do them anyway")
@@ -176,8 +176,6 @@ def select_exercises(
     return chosen
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
 
 
 def _find(routine: Routine, name: str) -> Exercise:
@@ -186,7 +184,7 @@ def _find(routine: Routine, name: str) -> Exercise:
         if 0 <= index < len(routine.exercises):
             return routine.exercises[index]
     for ex in routine.exercises:
-        if _slug(ex.name) == _slug(name):
+        if slug(ex.name) == slug(name):
             return ex
     names = [ex.name for ex in routine.exercises]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
@@ -554,8 +552,3 @@ def _sentence(text: str) -> str:
 def _fill(text: str, side: str) -> str:
     filled = text.replace("{side}", side)
     return _sentence(filled) if text.startswith("{side}") else filled
-
-
-def retime(plan_events: Sequence[Event], offset: int) -> list[Event]:
-    """Events shifted by `offset` frames (used by players that pause)."""
-    return [replace(e, start=e.start + offset) for e in plan_events]

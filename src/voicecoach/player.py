@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voicecoach.errors import Fault, UserError
+from voicecoach.errors import Fault, UserError, VoicecoachError
 from voicecoach.plan import MIN_GAP, Event, Kind, Plan
 
 if TYPE_CHECKING:
@@ -273,6 +273,8 @@ class Player:
         self._completed: set[int] = set()
         self._reached_end = False
         self._error: BaseException | None = None
+        #: Clips read ahead for `repeat_last_cue`, so the audio callback does not touch the disk.
+        self._clip_bytes: dict[str, bytes] = {}
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -283,16 +285,18 @@ class Player:
         device = self._factory(self.rate, self._period_ms)
         generator = self._generator()
         next(generator)
-        # The first audio is ready before the device asks for it, so the first word is on time.
-        self._feeder.start(self._pos)
-        self._feeder.wait_ready(5.0)
         try:
+            # The first audio is ready before the device asks for it: the first word is on time.
+            self._feeder.start(self._pos)
+            self._feeder.wait_ready(5.0)
             with quiet_output():
                 device.start(generator)
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C or SIGTERM here too: leave no device or thread
             with quiet_output():
                 device.close()
             self._feeder.close()
+            if not isinstance(exc, Exception):
+                raise
             raise NoSoundDevice("the sound device would not start",
                                 fix="try `--audio none`, or `voicecoach export`") from exc
         self._device, self._started = device, True
@@ -302,6 +306,8 @@ class Player:
         if not self._finished.wait(timeout):
             return None
         self.close()
+        if isinstance(self._error, VoicecoachError):
+            raise self._error
         if self._error is not None:
             raise Fault(f"live playback failed: {type(self._error).__name__}: {self._error}")
         return self.result()
@@ -390,6 +396,15 @@ class Player:
 
     def repeat_last_cue(self) -> None:
         """Say the latest cue again, after the one being spoken if any; the timeline waits."""
+        # Read the candidate clips here, not in the audio callback: reading may wait on disk.
+        with self._lock:
+            pos = self._pos
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if 0 <= i < len(self.plan.events):
+            for cue in {i, self._spoken[i]}:
+                text = self.plan.events[cue].text if cue >= 0 else ""
+                if text and text not in self._clip_bytes:
+                    self._clip_bytes[text] = bytes(self.prepared.clips[text])
         with self._lock:
             self._repeat = True
 
@@ -596,7 +611,10 @@ class Player:
         speaking = bool(e.text) and self._pos < e.start + e.speech
         cue = i if speaking else self._spoken[i]
         said = self.plan.events[cue]
-        clip = self.prepared.clips[said.text][: said.speech * 2]
+        clip = self._clip_bytes.get(said.text)
+        if clip is None:  # the position moved on since the key press: read it after all
+            clip = self.prepared.clips[said.text]
+        clip = clip[: said.speech * 2]
         gap = round(MIN_GAP * self.rate)
         self._insert_at = e.start + e.speech if speaking else self._pos
         self._insert_cue = cue

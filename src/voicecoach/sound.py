@@ -54,7 +54,6 @@ DEFAULT_LOUDNESS = -16.0
 LOUDNESS_RANGE = (-30.0, -14.0)
 #: The promised true peak of an exported track, and the PCM ceiling (of the limiter's detector)
 #: that keeps it once the encoder's error is added (see above).
-TRUE_PEAK = -1.0
 CEILING_DB = -2.5
 #: LAME's fixed 0.95 scale, put back so the MP3 (not the PCM) meets the target.
 ENCODER_GAIN_DB = 20 * math.log10(0.95)

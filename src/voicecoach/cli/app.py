@@ -17,7 +17,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
 
 
 def _version(value: bool) -> None:
@@ -37,4 +36,4 @@ def _root(
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3[/bold]
     """
-    _state["debug"] = debug
+    del debug  # read by voicecoach.cli.main before parsing, to show tracebacks of faults

@@ -79,6 +79,9 @@ def export(
     """
     from voicecoach.export import ExportOptions, export_split, export_track
 
+    if all_dir is not None and output is not None:
+        raise UserError("--all takes the folder itself; -o is for one routine",
+                        fix="e.g. `voicecoach export --all tracks/`")
     if (routine is None) == (all_dir is None):
         raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
     sound = sound_options(chimes, ticks, music, duck, loudness)

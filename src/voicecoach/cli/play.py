@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from enum import StrEnum
@@ -71,7 +72,7 @@ def play(
     detail: DetailOpt = None,
     force: ForceOpt = False,
     i_understand: UnderstandOpt = False,
-    lead_in: Annotated[float, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds. Live play starts at once (export adds 1.5 s for Bluetooth speakers to wake up); `show --lead-in 0` lists play's times.")] = 0.0,
+    lead_in: Annotated[float, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds. Live play starts at once (export adds 1.5 s for Bluetooth speakers to wake up); `show --for play` lists play's times.")] = 0.0,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
@@ -124,6 +125,11 @@ def play(
                 if isinstance(exc, Terminated):
                     raise
                 raise typer.Exit(130) from None
+            except BaseException:
+                # A fault mid-session: what was done still counts towards the limits.
+                with contextlib.suppress(Exception):
+                    _record(loaded, player.result(), started, verdict)
+                raise
         finally:
             prepared.close()
     finally:
@@ -132,11 +138,15 @@ def play(
     _finish(loaded, result, started, prepared.plan.duration, verdict)
 
 
-def _finish(loaded, result: SessionResult, started: float, total: float, verdict) -> None:  # type: ignore[no-untyped-def]
-    """Record the session in history and say how it ended."""
+def _record(loaded, result: SessionResult, started: float, verdict) -> None:  # type: ignore[no-untyped-def]
     record_session(loaded, "live", started, result.position, completed=result.completed,
                    exercises_done=result.exercises_completed, stopped_at=result.stopped_at,
                    forced=bool(verdict.forced), detail=verdict.detail)
+
+
+def _finish(loaded, result: SessionResult, started: float, total: float, verdict) -> None:  # type: ignore[no-untyped-def]
+    """Record the session in history and say how it ended."""
+    _record(loaded, result, started, verdict)
     done = len(result.exercises_completed)
     if result.completed:
         line = f"Done: {loaded.title}, {done} exercise{'s' * (done != 1)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,6 @@ from voicecoach.cli.options import (
     EngineOpt,
     ForceOpt,
     JsonOpt,
-    LeadInOpt,
     OnlyOpt,
     PaceOpt,
     RateOpt,
@@ -68,6 +68,11 @@ def list_cmd(
         )
 
 
+class Session(str, Enum):
+    export = "export"
+    play = "play"
+
+
 @app.command()
 def show(
     routine: RoutineArg,
@@ -78,24 +83,29 @@ def show(
     detail: DetailOpt = None,
     force: ForceOpt = False,
     i_understand: UnderstandOpt = False,
-    lead_in: LeadInOpt = 1.5,
+    lead_in: Annotated[float | None, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds (default: 1.5 for export, 0 for play).")] = None,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
     volume: VolumeOpt = 1.0,
     chimes: ChimesOpt = None,
     ticks: TicksOpt = None,
+    for_: Annotated[Session, typer.Option("--for", help="The timeline of an exported track, or of a live session now (with today's frequency limits applied).")] = Session.export,
     estimate: Annotated[bool, typer.Option("--estimate", help="Estimate speech lengths instead of rendering the cues.")] = False,
 ) -> None:
     """Show a routine's timeline: every cue, its time and kind, and the total.
 
-    Times come from the rendered speech, so they match `export` and `play` with the same options.
+    Times come from the rendered speech, so they are those of `export` (or, with --for play,
+    of `play`) with the same options.
 
-    Example: [bold]voicecoach show five-minute-back[/bold]
+    Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
     loaded = library.load(routine)
+    live = for_ is Session.play
+    if lead_in is None:
+        lead_in = 0.0 if live else 1.5
     options, _ = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
-                              detail=detail, apply_limits=True, force=force,
+                              detail=detail, apply_limits=live, force=force,
                               i_understand=i_understand)
     sound = sound_options(chimes, ticks)
     if estimate:
