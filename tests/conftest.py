@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +16,10 @@ _private = Path(tempfile.mkdtemp(prefix="voicecoach-tests-"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts background jobs with Ctrl-C ignored, and children inherit an ignored signal:
+    # the commands under test would then never see the SIGINT the tests send them. Handling it
+    # here makes every child start with the default, as it does from a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Set before any test (and inherited by every subprocess a test starts).
     os.environ["VOICECOACH_CACHE_DIR"] = str(_private / "cache")
     os.environ["VOICECOACH_DATA_DIR"] = str(_private / "data")
