@@ -152,7 +152,7 @@ def assess(
     for ex in exercises:
         if not ex.limits or any(name == ex.name for name, _ in left):
             continue
-        reason = limit_reason(routine, ex, history, now, words) if apply_limits else None
+        reason = limit_reason(routine, ex, history, now) if apply_limits else None
         if reason and force:
             forced.append(ex.name)
         elif reason:
@@ -162,41 +162,65 @@ def assess(
     return Verdict(tuple(left), level, sessions, tuple(forced), tuple(notes))
 
 
-def limit_reason(
-    routine: Routine, ex: Exercise, history: History, now: float, words=None  # type: ignore[no-untyped-def]
-) -> str | None:
-    """Why `ex` may not be done now, or None."""
-    words = words or wording(routine.language)
+@dataclass(frozen=True)
+class LimitState:
+    """Where an exercise stands against its limits now: when it may next be done, and why not."""
+
+    next_allowed: float | None
+    reason: str | None
+
+
+def limit_state(routine: Routine, ex: Exercise, history: History, now: float) -> LimitState:
+    """One reading of history for both questions: may it be done now, and if not, when."""
     limits = ex.limits
     if limits is None:
-        return None
+        return LimitState(None, None)
+    words = wording(routine.language)
+    when, reason = now, None
     if limits.wait:
         recent = history.done_times(routine.id, ex.name, now - limits.wait)
         if recent:
+            when = max(when, recent[-1] + limits.wait)
             ago = max(60.0, round((now - recent[-1]) / 60) * 60)
-            return words.left_out_wait.format(ago=words.duration(ago),
-                                              wait=words.duration(limits.wait))
+            reason = words.left_out_wait.format(ago=words.duration(ago),
+                                                wait=words.duration(limits.wait))
     if limits.max_per_day:
         today = history.done_times(routine.id, ex.name, _midnight(now))
         if len(today) >= limits.max_per_day:
-            return words.left_out_count.format(count=_times(len(today)))
-    return None
+            when = max(when, _midnight(now) + 86400)
+            reason = reason or words.left_out_count.format(count=_times(len(today)))
+    return LimitState(when if when > now else None, reason)
+
+
+def limit_reason(routine: Routine, ex: Exercise, history: History, now: float) -> str | None:
+    """Why `ex` may not be done now, or None."""
+    return limit_state(routine, ex, history, now).reason
 
 
 def next_allowed(routine: Routine, ex: Exercise, history: History, now: float) -> float | None:
     """When `ex` may next be done (None: now)."""
-    if ex.limits is None:
-        return None
-    when = now
-    if ex.limits.wait:
-        recent = history.done_times(routine.id, ex.name, now - ex.limits.wait)
-        if recent:
-            when = max(when, recent[-1] + ex.limits.wait)
-    if ex.limits.max_per_day:
-        today = history.done_times(routine.id, ex.name, _midnight(now))
-        if len(today) >= ex.limits.max_per_day:
-            when = max(when, _midnight(now) + 86400)
-    return when if when > now else None
+    return limit_state(routine, ex, history, now).next_allowed
+
+
+def limits_overview(history: History, now: float | None = None) -> list[dict[str, object]]:
+    """Every limited exercise of the bundled routines, its rule, and when it may next be done."""
+    from voicecoach.library import bundled
+    from voicecoach.loader import load_routine
+
+    now = time.time() if now is None else now
+    out: list[dict[str, object]] = []
+    for rid, path in bundled().items():
+        routine = load_routine(path)
+        for ex in routine.exercises:
+            if ex.limits and (ex.limits.wait or ex.limits.max_per_day):
+                out.append({
+                    "routine": rid,
+                    "exercise": ex.name,
+                    "wait": ex.limits.wait,
+                    "max_per_day": ex.limits.max_per_day,
+                    "next_allowed": next_allowed(routine, ex, history, now),
+                })
+    return out
 
 
 def _midnight(now: float) -> float:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sys
-import time
 from typing import Annotated
 
 import typer
 
-from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import JsonOpt
 from voicecoach.durations import format_clock, format_duration
@@ -74,26 +72,13 @@ def history(
     Example: [bold]voicecoach history --json[/bold]
     """
     from voicecoach.history import History, streaks
-    from voicecoach.loader import load_routine
-    from voicecoach.safety import next_allowed
+    from voicecoach.safety import limits_overview
 
     store = History()
     sessions = store.sessions(limit=limit)
     current, longest = streaks(store.active_days())
-    now = time.time()
-    limits = []
-    for rid, path in library.bundled().items():
-        routine = load_routine(path)
-        for ex in routine.exercises:
-            if ex.limits and (ex.limits.wait or ex.limits.max_per_day):
-                when = next_allowed(routine, ex, store, now)
-                limits.append({
-                    "routine": rid,
-                    "exercise": ex.name,
-                    "wait": ex.limits.wait,
-                    "max_per_day": ex.limits.max_per_day,
-                    "next_allowed": _iso(when) if when else None,
-                })
+    limits = [{**item, "next_allowed": _iso(item["next_allowed"]) if item["next_allowed"] else None}  # type: ignore[arg-type]
+              for item in limits_overview(store)]
     if as_json:
         typer.echo(json.dumps({
             "sessions": [s.as_json() for s in sessions],
