@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from voicecoach.cli.live_view import KeyParser, big_text, countdown_text
 from voicecoach.errors import UserError
-from voicecoach.live_view import KeyParser, big_text, countdown_text
 from voicecoach.loader import load_routine
 from voicecoach.plan import MIN_GAP, PlanOptions
 from voicecoach.player import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from voicecoach.atomic import atomic_target
 from voicecoach.errors import EncoderError, Fault
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
+from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
 
 Progress = Callable[[int], None]
 # ffmpeg in a process group of its own: Ctrl-C reaches us alone, and we stop ffmpeg in order.
@@ -96,10 +96,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _failure(tmp: Path, stderr: bytes, code: int) -> Fault:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    last = lines[-1] if lines else f"exit status {code}"
-    if code < 0 and not lines:
-        last = f"killed by signal {-code}"
+    last = last_line(stderr) if stderr.strip() else (
+        f"killed by signal {-code}" if code < 0 else f"exit status {code}")
     final = tmp.name.split(".voicecoach-part")[0].lstrip(".")
     # SIGXFSZ: the file-size limit, which is a full disk as far as this file is concerned.
     if any(marker in last for marker in _DISK_FULL) or code == -getattr(signal, "SIGXFSZ", -999):

@@ -70,7 +70,7 @@ def _probe(path: str, source: str) -> None:
         raise EncoderError(message, fix=_FIX) from None
     if done.returncode != 0 or not done.stdout.startswith(b"ffmpeg"):
         raise EncoderError(
-            f"ffmpeg at {path} ({source}) is not usable: {_last_line(done.stderr)}", fix=_FIX
+            f"ffmpeg at {path} ({source}) is not usable: {last_line(done.stderr)}", fix=_FIX
         )
 
 
@@ -131,11 +131,12 @@ def _run(cmd: list[str], stdin: bytes | None, label: str) -> subprocess.Complete
     except OSError as exc:
         raise EncoderError(f"could not run ffmpeg: {exc}", fix=_FIX) from None
     if done.returncode != 0:
-        raise EncoderError(f"ffmpeg could not decode {label}: {_last_line(done.stderr)}")
+        raise EncoderError(f"ffmpeg could not decode {label}: {last_line(done.stderr)}")
     return done
 
 
-def _last_line(stderr: bytes) -> str:
+def last_line(stderr: bytes) -> str:
+    """ffmpeg's last non-empty stderr line: its reason for failing."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     lines = [line for line in lines if line]
     return lines[-1] if lines else "no error message"

@@ -8,9 +8,9 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_dir
 

@@ -12,8 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach.errors import EncoderError, UserError, os_fault
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe
-from voicecoach.loudness import CELL, REACH_AFTER, REACH_BEFORE, cell_energies, gated, limiter_gain
+from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
+from voicecoach.loudness import (
+    CELL,
+    REACH_AFTER,
+    REACH_BEFORE,
+    cell_energies,
+    from_s16,
+    gated,
+    limiter_gain,
+)
+from voicecoach.loudness import to_s16 as _pcm
 
 #: Cells per read from the decoder: 6 s of audio.
 _READ_CELLS = 60
@@ -79,7 +88,7 @@ class MusicBed:
                         self._file.write(rest)
                         data += rest
                         got += len(rest)
-                    energies.append(cell_energies(np.frombuffer(data, "<i2") / 32768.0))
+                    energies.append(cell_energies(from_s16(data)))
             except OSError as exc:
                 raise os_fault(exc, "spooling the music") from None
             finally:
@@ -90,9 +99,7 @@ class MusicBed:
                 code = proc.wait()
             if code != 0 and not trimmed:
                 errors.seek(0)
-                lines = [ln.strip() for ln in errors.read().decode("utf-8", "replace").splitlines()
-                         if ln.strip()]
-                reason = lines[-1] if lines else f"ffmpeg exit status {code}"
+                reason = last_line(errors.read())
                 raise UserError(f"cannot read the music in {self.path}: {reason}",
                                 fix="give an audio file ffmpeg can decode: mp3, ogg, wav, m4a...")
         if got == 0:
@@ -149,7 +156,7 @@ class MusicBed:
                 raise os_fault(exc, "spooling the music") from None
 
     def _linear(self, start: int, n: int) -> np.ndarray:
-        return np.frombuffer(self._read_at(start, n), "<i2") / 32768.0
+        return from_s16(self._read_at(start, n))
 
     def read(self, start: int, n: int) -> np.ndarray:
         """n frames of the (looped) music from frame `start` of the session, as floats."""
@@ -183,5 +190,4 @@ class MusicBed:
             self._file.close()
 
 
-def _pcm(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
+

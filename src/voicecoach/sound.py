@@ -502,7 +502,7 @@ class Mixer:
         buf_at = lo
         k = first
         for chunk in source:
-            x = np.frombuffer(chunk, "<i2") / 32768.0
+            x = lu.from_s16(chunk)
             n = len(x)
             at = buf_at + len(over)
             music = self.bed.music.read(at, n)
@@ -563,9 +563,5 @@ class Mixer:
             self._on_close = None
 
 
-def _floats(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, "<i2") / 32768.0
-
-
-def _pcm(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
+_floats = lu.from_s16
+_pcm = lu.to_s16

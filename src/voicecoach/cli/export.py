@@ -37,10 +37,10 @@ from voicecoach.cli.options import (
     sound_options,
     speech_setup,
 )
+from voicecoach.cli.progress import LazyProgress
 from voicecoach.durations import format_clock
 from voicecoach.errors import UserError
 from voicecoach.loader import load_routine
-from voicecoach.ui import LazyProgress
 
 
 @app.command()

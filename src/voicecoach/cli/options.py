@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicecoach.cli.progress import LazyProgress
 from voicecoach.plan import PlanOptions, build_plan
-from voicecoach.ui import LazyProgress
 
 if TYPE_CHECKING:
     from voicecoach.sound import SoundOptions

@@ -38,9 +38,9 @@ from voicecoach.cli.options import (
     sound_options,
     speech_setup,
 )
+from voicecoach.cli.progress import LazyProgress
 from voicecoach.durations import format_clock
 from voicecoach.errors import Terminated, os_fault
-from voicecoach.ui import LazyProgress
 
 if TYPE_CHECKING:
     from voicecoach.player import SessionResult
@@ -94,7 +94,7 @@ def play(
 
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
-    from voicecoach.live_view import watch
+    from voicecoach.cli.live_view import watch
     from voicecoach.player import Player, exercise_start
 
     loaded = library.load(routine)

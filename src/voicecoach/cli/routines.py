@@ -32,11 +32,11 @@ from voicecoach.cli.options import (
     sound_options,
     speech_setup,
 )
+from voicecoach.cli.progress import LazyProgress
 from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import RoutineErrors, UserError
 from voicecoach.loader import load_routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
-from voicecoach.ui import LazyProgress
 
 
 @app.command("list")

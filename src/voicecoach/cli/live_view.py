@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
-from voicecoach.errors import os_fault
 from voicecoach.durations import format_clock
+from voicecoach.errors import os_fault
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

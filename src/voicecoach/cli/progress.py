@@ -1,4 +1,4 @@
-"""Terminal helpers for the CLI: a progress bar on stderr that appears only for long work."""
+"""The CLI's progress bar on stderr, shown only for work that takes more than a second."""
 
 from __future__ import annotations
 
