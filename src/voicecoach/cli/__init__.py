@@ -8,12 +8,13 @@ import traceback
 
 import typer
 
+# isort: off
+# Registration order is the order `voicecoach --help` lists the commands in.
+from voicecoach.cli import routines as _routines  # noqa: F401
 from voicecoach.cli import export as _export  # noqa: F401
 from voicecoach.cli import play as _play  # noqa: F401
-
-# Registration order is the order `voicecoach --help` lists the commands in.
-from voicecoach.cli import routines as _routines  # noqa: F401, I001
 from voicecoach.cli import safety as _safety  # noqa: F401
+# isort: on
 from voicecoach.cli.app import app
 from voicecoach.errors import Terminated, VoicecoachError
 
