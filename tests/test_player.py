@@ -66,8 +66,10 @@ def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
     from voicecoach.session import prepare
     from voicecoach.speech import VoiceSettings, get_engine
 
-    return prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
+    made = prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
                    settings=VoiceSettings(), cache=ClipCache())
+    yield made
+    made.close()
 
 
 def onsets(player: Player) -> list[Onset]:

@@ -16,9 +16,11 @@ from functools import cache
 
 import numpy as np
 
-RATE = 22050
+from voicecoach.ffmpeg import SAMPLE_RATE
+
+RATE = SAMPLE_RATE
 #: 100 ms at 22.05 kHz: the step of BS.1770's 400 ms gating blocks.
-CELL = 2205
+CELL = RATE // 10
 #: A twenty-first of a cell (~4.8 ms): the resolution at which clip energy is placed on the track.
 SUB = 105
 SUBS_PER_CELL = CELL // SUB

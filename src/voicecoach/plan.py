@@ -10,10 +10,12 @@ from enum import Enum
 
 from voicecoach.cues import Wording, wording
 from voicecoach.errors import UserError
+from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.model import Exercise, FollowUp, Phase, Routine, Step
 from voicecoach.names import slug
 
-PLAN_RATE = 22050
+#: The plan counts in frames of the one audio format used everywhere.
+PLAN_RATE = SAMPLE_RATE
 #: Silence kept between the end of one spoken cue and the start of the next.
 MIN_GAP = 0.25
 #: Pause after the cautions and after the start cue before anything else is said.
