@@ -202,3 +202,21 @@ def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert ClipCache().directory == tmp_path / "env"
     monkeypatch.delenv("VOICECOACH_CACHE_DIR")
     assert default_cache_dir().parts[-2:] == ("voicecoach", "clips")
+
+
+def test_the_cache_stays_under_its_cap_removing_the_least_recently_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import time
+
+    cache = ClipCache(tmp_path)
+    keys = [f"{i:02x}" + "0" * 62 for i in range(12)]
+    for i, key in enumerate(keys):
+        assert cache.put(key, bytes([i]) * 10_000)
+        os.utime(cache.path(key), (time.time() - 1000 + i, time.time() - 1000 + i))
+    assert cache.get(keys[0]) is not None  # used just now: it must survive the pruning
+    cache.max_bytes = 100_000
+    removed = cache.prune()
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*.pcm"))
+    assert removed > 0 and total <= 75_000
+    assert cache.get(keys[0]) == bytes([0]) * 10_000
+    assert cache.get(keys[1]) is None  # the oldest unused ones went first

@@ -169,12 +169,14 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
     assert is_complete(tmp_path / "b.mp3", again)
     # Repaired: a third export finds every entry it needs valid, so it writes nothing new.
     # (A damaged entry that no export reads any more may stay; it would be caught if read.)
-    before = {p: (p.stat().st_mtime_ns, p.stat().st_size)
+    # (inode, size): a rewritten entry is a new file (written beside it, then renamed), while
+    # reading one only touches its time (recently used).
+    before = {p: (p.stat().st_ino, p.stat().st_size)
               for p in (tmp_path / "cache").rglob("*") if p.is_file()}
     third = subprocess.run(cli("export", "r.yaml", "-o", "c.mp3", "--json"), cwd=tmp_path,
                            env=env, capture_output=True, text=True)
     assert third.returncode == 0, third.stderr
-    after = {p: (p.stat().st_mtime_ns, p.stat().st_size)
+    after = {p: (p.stat().st_ino, p.stat().st_size)
              for p in (tmp_path / "cache").rglob("*") if p.is_file()}
     assert after == before, f"the cache was still being repaired (seed {SEED})"
     assert json.loads(third.stdout)[0]["duration"] == json.loads(second.stdout)[0]["duration"]

@@ -14,6 +14,8 @@ from voicecoach.atomic import remove_stale, temp_path
 from voicecoach.ffmpeg import SAMPLE_RATE
 
 ENV_CACHE_DIR = "VOICECOACH_CACHE_DIR"
+#: The clip cache stays under this size (least recently used entries are removed first).
+MAX_BYTES = 512 * 2**20
 FORMAT_VERSION = 1
 MAGIC = b"VCCL"
 # magic, format version, payload length, blake2b-128 of the payload; then the PCM.
@@ -43,10 +45,18 @@ class ClipCache:
     cannot be written degrades to no cache: `last_error` says why.
     """
 
-    def __init__(self, directory: str | Path | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        *,
+        enabled: bool = True,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.enabled = enabled
+        self.max_bytes = max_bytes
         self.last_error: str | None = None
+        self._written = 0
 
     @staticmethod
     def key(
@@ -74,6 +84,9 @@ class ClipCache:
             log.debug("discarding damaged cache entry %s", path)
             with contextlib.suppress(OSError):
                 path.unlink()
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: the last to be pruned
         return payload
 
     def put(self, key: str, pcm: bytes) -> bool:
@@ -90,7 +103,31 @@ class ClipCache:
             self.last_error = f"cannot write the clip cache in {self.directory}: {exc}"
             log.debug(self.last_error)
             return False
+        self._written += len(pcm)
+        if self._written >= self.max_bytes // 8:
+            self._written = 0
+            self.prune()
         return True
+
+    def prune(self) -> int:
+        """Keep the cache under max_bytes: the least recently used entries go first, down to
+        three quarters of the cap. Returns how many bytes were removed."""
+        entries = []
+        for entry in self.directory.glob("??/*.pcm"):
+            with contextlib.suppress(OSError):
+                stat = entry.stat()
+                entries.append((stat.st_mtime, stat.st_size, entry))
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return 0
+        removed = 0
+        for _, size, entry in sorted(entries, key=lambda e: e[0]):
+            if total - removed <= self.max_bytes * 3 // 4:
+                break
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed += size
+        return removed
 
 
 def _verified(data: bytes) -> bytes | None:
