@@ -99,13 +99,29 @@ def timed_plan(
     on_clip: Notify | None = None,
     sound: SoundOptions | None = None,
 ) -> Plan:
-    """The plan timed from real speech, without preparing the audio (for `show` and `list`)."""
-    clips = ClipStore()
-    try:
-        return _render_and_plan(routine, options, engine, settings, cache, on_clip, sound,
-                                clips, None)
-    finally:
-        clips.close()
+    """The plan timed from real speech, without preparing the audio (for `show` and `list`):
+    only the clips' lengths are kept."""
+    return _render_and_plan(routine, options, engine, settings, cache, on_clip, sound,
+                            _Lengths(), None)
+
+
+class _Lengths:
+    """Stands in for a ClipStore when only each clip's length matters."""
+
+    def __init__(self) -> None:
+        self._frames: dict[str, int] = {}
+
+    def add(self, text: str, pcm: bytes) -> None:
+        self._frames[text] = len(pcm) // 2
+
+    def frames(self, text: str) -> int:
+        return self._frames[text]
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._frames
+
+    def __len__(self) -> int:
+        return len(self._frames)
 
 
 def prepare(
@@ -147,7 +163,7 @@ def _render_and_plan(
     cache: ClipCache,
     on_clip: Notify | None,
     sound: SoundOptions | None,
-    clips: ClipStore,
+    clips: ClipStore | _Lengths,
     infos: dict[str, ClipInfo] | None,
 ) -> Plan:
     from voicecoach.sound import analyse

@@ -85,23 +85,23 @@ def prepare_with_progress(routine, options: PlanOptions, speech, progress: LazyP
     """The prepared session (plan, levelled clips, chimes, music) for export and play."""
     from voicecoach.session import prepare
 
-    engine, settings, cache = speech
-    estimate = len(build_plan(routine, options).spoken_texts())
-    if progress is not None:
-        progress.stage("Speaking cues", estimate)
-    return prepare(routine, options, engine=engine, settings=settings, cache=cache,
-                   on_clip=progress.set if progress is not None else None, sound=sound)
+    return _with_progress(prepare, routine, options, speech, progress, sound)
 
 
 def plan_with_progress(routine, options: PlanOptions, speech, progress: LazyProgress | None = None, sound: SoundOptions | None = None):  # type: ignore[no-untyped-def]
     """The plan timed from real speech, without making the audio (show, list)."""
     from voicecoach.session import timed_plan
 
+    return _with_progress(timed_plan, routine, options, speech, progress, sound)
+
+
+def _with_progress(make, routine, options, speech, progress, sound):  # type: ignore[no-untyped-def]
     engine, settings, cache = speech
     if progress is not None:
+        # The estimated plan names the cues to speak: enough to size the bar.
         progress.stage("Speaking cues", len(build_plan(routine, options).spoken_texts()))
-    return timed_plan(routine, options, engine=engine, settings=settings, cache=cache,
-                      on_clip=progress.set if progress is not None else None, sound=sound)
+    return make(routine, options, engine=engine, settings=settings, cache=cache,
+                on_clip=progress.set if progress is not None else None, sound=sound)
 
 
 def plan_options(
