@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import traceback
 
@@ -60,6 +62,12 @@ def _is_usage_error(exc: Exception) -> bool:
 def _exit(code: int) -> None:
     if code in (130, 143):
         _exit_now(code)
+    # The work is done (or has failed and said so): a signal arriving while the interpreter
+    # shuts down (joining helper threads) would only print "Exception ignored" noise.
+    for name in ("SIGINT", "SIGTERM"):
+        if hasattr(signal, name):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
     sys.exit(code)
 
 
