@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import sys
@@ -13,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _private = Path(tempfile.mkdtemp(prefix="voicecoach-tests-"))
+#: pytest-xdist workers inherit the controller's environment: this marks a worker.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -20,15 +23,33 @@ def pytest_configure(config: pytest.Config) -> None:
     # the commands under test would then never see the SIGINT the tests send them. Handling it
     # here makes every child start with the default, as it does from a terminal.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    # Set before any test (and inherited by every subprocess a test starts).
-    os.environ["VOICECOACH_CACHE_DIR"] = str(_private / "cache")
+    # One seed for the whole run (workers and subprocesses inherit it), so a failure names the
+    # seed that reproduces it: VOICECOACH_TEST_SEED=N scripts/test ...
+    os.environ.setdefault("VOICECOACH_TEST_SEED", str(random.SystemRandom().randrange(10**6)))
+    # Set before any test (and inherited by every subprocess a test starts). The clip cache is
+    # shared by the workers of one run (it is safe for concurrent use, and speech is then
+    # rendered once); each worker keeps its own history.
+    os.environ.setdefault("VOICECOACH_TEST_CACHE", str(_private / "cache"))
+    os.environ["VOICECOACH_CACHE_DIR"] = os.environ["VOICECOACH_TEST_CACHE"]
     os.environ["VOICECOACH_DATA_DIR"] = str(_private / "data")
     os.environ.setdefault("COLUMNS", "100")
     os.environ.pop("VOICECOACH_DEBUG", None)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"VOICECOACH_TEST_SEED={os.environ['VOICECOACH_TEST_SEED']} (set it to repeat this run)"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _WORKER:
+        shutil.rmtree(Path(os.environ["VOICECOACH_TEST_CACHE"]), ignore_errors=True)
     shutil.rmtree(_private, ignore_errors=True)
+
+
+@pytest.fixture
+def seed() -> int:
+    """The run's random seed: tests that pick random moments derive theirs from it."""
+    return int(os.environ["VOICECOACH_TEST_SEED"])
 
 
 @pytest.fixture

@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "routine-format.md"
 EXAMPLE = ROOT / "tests" / "data" / "good" / "complete-example.yaml"
 #: The source articles; not part of the repository, so the copy check skips without them.
-SEEDS = Path(os.environ.get("VOICECOACH_SEEDS", "/work/shared/seeds"))
+#: The articles: beside the checkout (as CI lays it out) unless VOICECOACH_SEEDS says otherwise.
+SEEDS = Path(os.environ.get("VOICECOACH_SEEDS") or next(
+    (p for p in (ROOT.parent / "shared" / "seeds", Path("/work/shared/seeds")) if p.is_dir()),
+    ROOT.parent / "shared" / "seeds"))
 
 # -- what each article describes ------------------------------------------------------------
 

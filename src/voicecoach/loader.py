@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import difflib
 import types
 import typing
@@ -94,7 +95,7 @@ def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
     if not text.strip():
         raise _one(shown, 1, 1, "the file is empty", "a routine needs a title and exercises")
     try:
-        _check_shape(text, shown)
+        _check_shape_first(text, shown)
         documents = list(yaml.compose_all(text, Loader=_SafeLoader))
     except yaml.reader.ReaderError as exc:
         line, col = _position(text, exc.position)
@@ -165,11 +166,29 @@ def _yaml_fix(problem: str) -> str | None:
     return None
 
 
-def _check_shape(text: str, shown: str) -> None:
+def _check_shape_first(text: str, shown: str) -> None:
+    """Our limits speak before the YAML library's own: libyaml (PyYAML 6.0.4's bundled one, for
+    one) has a nesting limit of its own and its scanner reads a flow collection's tokens ahead, so
+    it can fail at level 1,000 before our check has seen level 33. When the C parser gives up, the
+    pure-Python parser (the same code on every PyYAML version, and no nesting limit) re-reads the
+    text up to where it gave up: if one of our limits was passed there, that is the error."""
+    try:
+        _check_shape(text, shown, _SafeLoader)
+    except yaml.YAMLError as exc:
+        if _SafeLoader is yaml.SafeLoader:
+            raise
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        end = len(text) if mark is None else min(len(text), mark.index + 1)
+        with contextlib.suppress(yaml.YAMLError):  # the prefix's own syntax errors are not news
+            _check_shape(text[:end], shown, yaml.SafeLoader)
+        raise
+
+
+def _check_shape(text: str, shown: str, loader: Any) -> None:
     """Refuse deep nesting before composing: PyYAML composes recursively."""
     depth = 0
     events = 0
-    for event in yaml.parse(text, Loader=_SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         events += 1
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
