@@ -137,6 +137,11 @@ def stage(name: str) -> None:
     """Mark the start of a stage of work (speaking, levelling, encoding, tagging): checks the
     flag, and announces the stage on stderr when $VOICECOACH_TRACE_STAGES is set."""
     check()
+    announce(name)
+
+
+def announce(name: str) -> None:
+    """Say on stderr that a stage begins, when $VOICECOACH_TRACE_STAGES is set."""
     if os.environ.get(ENV_TRACE):
         with contextlib.suppress(OSError):
             os.write(2, f"voicecoach-stage: {name} {time.monotonic():.4f}\n".encode())
