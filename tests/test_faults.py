@@ -237,12 +237,12 @@ def interrupt(moment: Moment, folder: Path, clean: Clean) -> list[str]:
     return [f"{moment} (exit {code}): {p}; stderr {err[-600:]!r}" for p in problems]
 
 
-#: How far a clip's length may differ between two clean renderings, in seconds. espeak-ng driven
-#: directly gives the same samples every time (plans round to 1 ms); through pyttsx3 a clip's
-#: length depends on the utterance spoken before it in the process (measured: up to 19 ms), so
-#: a next render that finds some clips cached hears the others in another order. A clip cut by
-#: a signal is shorter by at least a syllable (~0.1 s).
-NOISE_S = {"espeak": 0.002, "pyttsx3": 0.05}
+#: How far a clip's length may differ between two clean renderings, in seconds. Both engines keep
+#: state from one utterance to the next: a clip spoken first in a process and the same clip
+#: spoken after another differ (measured: espeak-ng up to 213 samples, 10 ms; through pyttsx3
+#: up to 19 ms). A next render that finds some clips cached speaks the others in another order.
+#: A clip cut by a signal is shorter by a syllable or more (~0.1 s).
+NOISE_S = {"espeak": 0.02, "pyttsx3": 0.05}
 
 
 def plan_difference(got: dict, want: dict, engine: str) -> str | None:
