@@ -481,19 +481,26 @@ print(json.dumps({"signal": signalled, "entries": entries, "whole": took, "stopp
 
 @pytest.mark.parametrize("engine", ["espeak", "pyttsx3"])
 def test_a_clip_cut_short_by_a_signal_never_enters_the_cache(engine: str, tmp_path: Path) -> None:
+    """A signal at a random moment inside one long clip's synthesis; on a loaded machine it may
+    land after the clip finished (then the clip is complete and may be kept): try earlier."""
     rng = random.Random(SEED)
-    for attempt in range(3):
+    fraction = rng.uniform(0.1, 0.5)  # of the time one whole clip takes: mid-synthesis
+    repeats = "60" if engine == "espeak" else "20"  # pyttsx3 gathers audio more slowly
+    for attempt in range(5):
         signum = rng.choice((signal.SIGINT, signal.SIGTERM))
-        fraction = rng.uniform(0.1, 0.5)  # of the time one whole clip takes: mid-synthesis
         cache = tmp_path / f"cache-{attempt}"
-        repeats = "60" if engine == "espeak" else "20"  # pyttsx3 gathers audio more slowly
         done = subprocess.run([sys.executable, "-c", CUT_CLIP, engine, repeats, str(cache),
                                str(int(signum)), str(fraction)],
                               capture_output=True, text=True, timeout=120)
         where = f"seed {SEED}, attempt {attempt}, {engine}, {fraction:.2f}: {done.stderr!r}"
         assert done.returncode == 0, where
         seen = json.loads(done.stdout)
+        if not seen["signal"]:
+            fraction /= 3  # the clip was done before the signal came
+            continue
         assert seen["signal"] == signum, (seen, where)
         assert seen["entries"] == [], (seen, where)  # nothing of the cut clip was kept
         if engine == "espeak":  # its synth callback said stop: it did not run the clip out
             assert seen["stopped"] < seen["whole"], (seen, where)
+        return
+    pytest.fail(f"no signal landed inside the clip ({where})")
