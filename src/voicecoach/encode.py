@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from voicecoach import cancel
 from voicecoach.atomic import atomic_target
 from voicecoach.errors import EncoderError, Fault
 from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
@@ -40,7 +41,9 @@ def encode_mp3(
     with atomic_target(dest) as tmp:
         _run_ffmpeg(chunks, tmp, bitrate, rate, on_progress)
         if finish is not None:
+            cancel.stage("tagging")
             finish(tmp)
+        cancel.check()  # the last moment at which the old file can still be kept
 
 
 def _command(tmp: Path, bitrate: int, rate: int) -> list[str]:
@@ -56,6 +59,7 @@ def _command(tmp: Path, bitrate: int, rate: int) -> list[str]:
 def _run_ffmpeg(
     chunks: Iterable[bytes], tmp: Path, bitrate: int, rate: int, on_progress: Progress | None
 ) -> None:
+    cancel.stage("encoding")
     with tempfile.TemporaryFile() as errors:
         try:
             # A session of its own: Ctrl-C reaches us, and we stop ffmpeg in order.
@@ -68,11 +72,12 @@ def _run_ffmpeg(
         assert proc.stdin is not None
         try:
             for chunk in chunks:
+                cancel.check()
                 proc.stdin.write(chunk)
                 if on_progress is not None:
                     on_progress(len(chunk) // 2)
             proc.stdin.close()
-            code = proc.wait()
+            code = _wait(proc)
         except BrokenPipeError:
             code = proc.wait()
             if code == 0:
@@ -83,6 +88,16 @@ def _run_ffmpeg(
         if code != 0:
             errors.seek(0)
             raise _failure(tmp, errors.read(), code)
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """proc.wait() that raises Interrupted within cancel.POLL of a signal."""
+    while True:
+        cancel.check()
+        try:
+            return proc.wait(timeout=cancel.POLL)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

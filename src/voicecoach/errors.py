@@ -64,11 +64,6 @@ class EncoderError(Fault):
     """ffmpeg failed or is missing."""
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is so that every cleanup (temporary files, ffmpeg,
-    the terminal) runs as it does for Ctrl-C. A BaseException, so no `except Exception` eats it."""
-
-
 def os_fault(exc: OSError, doing: str) -> Fault:
     """One line for a failed file operation; a full disk says so and what to do."""
     import errno

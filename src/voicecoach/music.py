@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicecoach import cancel
 from voicecoach.errors import EncoderError, UserError, os_fault
 from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
 from voicecoach.loudness import (
@@ -74,8 +75,10 @@ class MusicBed:
                 raise EncoderError(f"could not start ffmpeg: {exc}") from None
             assert proc.stdout is not None
             got, energies, want = 0, [], frames * 2
+            stopped = False
             try:
                 while got < want:
+                    cancel.check()
                     data = proc.stdout.read(min(_READ_CELLS * CELL * 2, want - got))
                     if not data:
                         break
@@ -91,9 +94,12 @@ class MusicBed:
                     energies.append(cell_energies(from_s16(data)))
             except OSError as exc:
                 raise os_fault(exc, "spooling the music") from None
+            except cancel.Interrupted:
+                stopped = True
+                raise
             finally:
                 trimmed = got >= want
-                if trimmed:
+                if trimmed or stopped:
                     proc.kill()
                 proc.stdout.close()
                 code = proc.wait()
@@ -124,6 +130,7 @@ class MusicBed:
         out = tempfile.TemporaryFile(prefix="voicecoach-music-")
         try:
             for lo in range(0, self.length, block):
+                cancel.check()
                 hi = min(self.length, lo + block)
                 w_lo, w_hi = max(0, lo - REACH_BEFORE), min(self.length, hi + REACH_AFTER)
                 window = self._linear(w_lo, w_hi - w_lo) * gain

@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from voicecoach import cancel
 from voicecoach.errors import Fault, UserError, VoicecoachError
 from voicecoach.plan import MIN_GAP, Event, Kind, Plan
 
@@ -317,7 +318,7 @@ class Player:
         self.start()
         try:
             while (result := self.wait(0.1)) is None:
-                pass
+                cancel.check()
             return result
         finally:
             self.close()
@@ -678,8 +679,11 @@ class _Feeder:
         self._thread.start()
 
     def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         with self._cond:
-            self._cond.wait_for(lambda: self._chunks or self._ended, timeout)
+            while not (self._chunks or self._ended) and time.monotonic() < deadline:
+                cancel.check()
+                self._cond.wait(cancel.POLL)
 
     def restart(self, start: int) -> None:
         with self._cond:
@@ -723,6 +727,10 @@ class _Feeder:
                 if source is None:
                     source = self._stream(start)
                 chunk = next(source, None)  # the slow part, outside the lock
+            except cancel.Interrupted:
+                # The main thread is stopping the session: the stream is not at its end (that
+                # would count as completed), it just has no more to give.
+                return
             except Exception as exc:
                 with self._cond:
                     self._error, self._ended = exc, True

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from voicecoach import cancel
 from voicecoach.errors import os_fault
 from voicecoach.model import Routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
@@ -171,6 +172,7 @@ def _render_and_plan(
 
     if sound is not None:
         options = sound.plan_options(options)
+    cancel.stage("speaking")
 
     def measure(text: str) -> int:
         if text not in clips:

@@ -32,6 +32,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voicecoach import cancel
 from voicecoach import chimes as chime_sounds
 from voicecoach import loudness as lu
 from voicecoach.errors import UserError
@@ -153,6 +155,7 @@ def process(pcm: bytes, info: ClipInfo, target: float, ceiling: float) -> bytes:
     tried: list[tuple[float, float]] = []
     best = x
     for _ in range(PROCESS_STEPS):
+        cancel.check()  # levelling runs on background threads: they stop too
         g = lu.db_to_gain(gain)
         limited = x * g * lu.limiter_gain(x, ceiling, level * g)
         got = lu.clip_loudness(limited)
@@ -349,6 +352,7 @@ def make_sound(
     owns `raw` from here on and closes it."""
     from voicecoach.music import MusicBed
 
+    cancel.stage("levelling")
     ceiling = lu.db_to_gain(CEILING_DB)
     kinds = sorted({c.kind for c in plan.chimes}, key=lambda k: k.value)
     tones = {kind: _tone(kind, cache) for kind in kinds}
@@ -421,18 +425,24 @@ class LevelledClips(Mapping[str, bytes]):
         self._jobs = {text: self._pool.submit(self._make, text) for text in order}
 
     def _make(self, text: str) -> None:
+        cancel.check()
         info = self._infos[text]
         key = processed_key(info, self._level, self._ceiling)
         raw = self._raw[text]
         pcm = self._cache.get(key) if self._cache is not None else None
         if pcm is None or len(pcm) != len(raw):
             pcm = process(raw, info, self._level, self._ceiling)
+            cancel.check()  # a clip levelled to its end is kept, and only then
             if self._cache is not None:
                 self._cache.put(key, pcm)
         self._out.add(text, pcm)
 
     def __getitem__(self, text: str) -> bytes:
-        self._jobs[text].result()  # re-raises a levelling failure where the clip is needed
+        job = self._jobs[text]
+        while not job.done():
+            cancel.check()
+            futures.wait([job], timeout=cancel.POLL)
+        job.result()  # re-raises a levelling failure where the clip is needed
         return self._out[text]
 
     def __contains__(self, text: object) -> bool:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import traceback
 
@@ -18,7 +16,8 @@ from voicecoach.cli import play as _play  # noqa: F401
 from voicecoach.cli import safety as _safety  # noqa: F401
 # isort: on
 from voicecoach.cli.app import app
-from voicecoach.errors import Terminated, VoicecoachError
+from voicecoach import cancel
+from voicecoach.errors import VoicecoachError
 
 __all__ = ["app", "main"]
 
@@ -31,8 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
-    except Terminated:
-        _fail("stopped", 143)
+    except cancel.Interrupted as stop:
+        _fail("stopped", stop.exit_code)
     except VoicecoachError as exc:
         if debug:
             traceback.print_exc()
@@ -63,23 +62,19 @@ def _exit(code: int) -> None:
     if code in (130, 143):
         _exit_now(code)
     # The work is done (or has failed and said so): a signal arriving while the interpreter
-    # shuts down (joining helper threads) would only print "Exception ignored" noise.
-    for name in ("SIGINT", "SIGTERM"):
-        if hasattr(signal, name):
-            with contextlib.suppress(ValueError, OSError):
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
+    # shuts down (joining helper threads) would only print "Exception ignored" noise. One that
+    # came before, after the last check, still makes this an interrupted run: never exit 0.
+    cancel.ignore()
+    if cancel.requested() and code == 0:
+        print("stopped", file=sys.stderr)
+        _exit_now(cancel.Interrupted(cancel.signum()).exit_code)
     sys.exit(code)
 
 
 def _exit_now(code: int) -> None:
     """Leave at once after an interruption: every cleanup (`finally`) has already run on the way
     here, and waiting for helper threads at interpreter shutdown could print their tracebacks."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    cancel.leave(code)
 
 
 def _fail(line: str, code: int) -> None:

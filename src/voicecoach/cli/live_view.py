@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
+from voicecoach import cancel
 from voicecoach.durations import format_clock
 from voicecoach.errors import os_fault
 
@@ -266,6 +267,7 @@ def watch(
             stack.enter_context(KeyReader(command_for(player)))
         shown = None
         while True:
+            cancel.check()  # Ctrl-C or SIGTERM: stop the audio, restore the terminal, report
             result = player.wait(TICK)
             _write(player.drain(), events, lines)
             if live is not None:

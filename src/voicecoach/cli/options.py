@@ -154,12 +154,14 @@ def ask_screening_if_interactive(screening, has_manipulation: bool):  # type: ig
     """Before the first session: the screening questions when someone can answer them."""
     import sys
 
+    from voicecoach import cancel
     from voicecoach.safety import QUESTIONS, save_screening
 
     if sys.stdin.isatty() and sys.stderr.isatty():
         typer.echo("Before your first session, a few questions from the articles' warnings.",
                    err=True)
-        answers = {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
+        with cancel.at_once():  # nothing is under way yet: Ctrl-C at a question ends at once
+            answers = {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
         saved = save_screening(answers)
         if saved.rules_out_manipulation:
             typer.echo("Self-manipulation (cracking) moves will be left out; see a doctor or "

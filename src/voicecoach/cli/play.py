@@ -40,7 +40,8 @@ from voicecoach.cli.options import (
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.durations import format_clock
-from voicecoach.errors import Terminated, os_fault
+from voicecoach import cancel
+from voicecoach.errors import os_fault
 
 if TYPE_CHECKING:
     from voicecoach.player import SessionResult
@@ -120,11 +121,10 @@ def play(
             try:
                 result = watch(player, title=loaded.title, interactive=interactive, events=log,
                                lines=lines)
-            except (KeyboardInterrupt, Terminated) as exc:  # a normal way to stop: say where
+            except (KeyboardInterrupt, cancel.Interrupted) as exc:  # a normal way to stop: say where
                 _finish(loaded, player.result(), started, prepared.plan.duration, verdict)
-                if isinstance(exc, Terminated):
-                    raise
-                raise typer.Exit(130) from None
+                code = exc.exit_code if isinstance(exc, cancel.Interrupted) else 130
+                raise typer.Exit(code) from None
             except BaseException:
                 # A fault mid-session: what was done still counts towards the limits.
                 with contextlib.suppress(Exception):

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from voicecoach import cancel
 from voicecoach.cli.app import app
 from voicecoach.cli.options import JsonOpt
 from voicecoach.durations import format_clock, format_duration
@@ -38,9 +39,9 @@ def safety(
         if not sys.stdin.isatty():
             raise UserError("no terminal to ask the questions on",
                             fix="give every answer with --answer KEY=yes|no, or use --show")
-        current = save_screening(
-            {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
-        )
+        with cancel.at_once():  # nothing is under way yet: Ctrl-C at a question ends at once
+            answers = {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
+        current = save_screening(answers)
     if as_json:
         typer.echo(json.dumps(current.as_json(), indent=2, ensure_ascii=False))
         return

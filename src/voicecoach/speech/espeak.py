@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from voicecoach import cancel
 from voicecoach.errors import EngineError, UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.speech.base import (
@@ -180,6 +181,8 @@ class _Espeak:
         self.current: str | None = None
 
     def _collect(self, wav: Any, count: int, _events: int | None) -> int:
+        if cancel.requested():
+            return 1  # 1 = stop: render() then raises, and the cut clip is never used
         if count > 0:
             self.buffer += ctypes.string_at(wav, count * 2)
         return 0  # 0 = go on synthesising
@@ -196,6 +199,8 @@ class _Espeak:
                 data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
             )
             pcm, self.buffer = bytes(self.buffer), bytearray()
+        # Only an utterance that ran to its end is a clip (a cut one must never be cached).
+        cancel.check()
         if status != 0:
             raise EngineError(f"espeak-ng could not render {text[:40]!r} (error {status})")
         return pcm

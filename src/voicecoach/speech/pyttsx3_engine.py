@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from voicecoach import cancel
 from voicecoach.errors import EngineError
 from voicecoach.ffmpeg import decode_pcm
 from voicecoach.speech.base import (
@@ -67,6 +68,7 @@ class _Driver:
         self.engine = _init_pyttsx3(driver_name)
         self.lock = threading.Lock()
         self.finished = threading.Event()
+        self.completed = False  # what the last finished-utterance said: cut short or not
         self.errors: list[BaseException] = []
         self.engine.connect("finished-utterance", self._on_finished)
         self.engine.connect("error", self._on_error)
@@ -86,7 +88,8 @@ class _Driver:
         with quiet_output():
             self.engine.runAndWait()
 
-    def _on_finished(self, **_: Any) -> None:
+    def _on_finished(self, completed: bool = True, **_: Any) -> None:
+        self.completed = bool(completed)
         self.finished.set()
 
     def _on_error(self, exception: BaseException | None = None, **_: Any) -> None:
@@ -114,6 +117,7 @@ class _Driver:
                 self._apply(voice_id, rate, volume)
                 self._settle()
                 self.finished.clear()
+                self.completed = False
                 # One save_to_file per runAndWait: queued utterances cancel each other.
                 self.engine.save_to_file(text, str(path))
                 self.engine.runAndWait()
@@ -150,11 +154,21 @@ class _Driver:
         if self.driver_name not in _CALLBACK_DRIVERS:
             return
         timeout = _CUE_TIMEOUT_S + len(text) / 20
-        if not self.finished.wait(timeout):
+        try:
+            finished = cancel.wait(self.finished, timeout)
+        except cancel.Interrupted:
+            self.engine.stop()
+            raise
+        if not finished:
             self.engine.stop()
             what = f"pyttsx3 ({self.driver_name}) did not finish a cue in {timeout:.0f} s"
             raise EngineError(what, fix=_FIX)
         self._settle()
+        # Only an utterance the engine reports finished is a clip (a cut one is never cached).
+        cancel.check()
+        if not self.completed:
+            raise EngineError(f"pyttsx3 ({self.driver_name}) stopped before the end of "
+                              f"{text[:40]!r}", fix=_FIX)
 
     def _settle(self) -> None:
         """Let espeak's thread finish pending work (settings, the last utterance's tail).
@@ -216,6 +230,7 @@ def _espeak_idle() -> None:
 
     deadline = time.monotonic() + 2
     while _espeak.IsPlaying() and time.monotonic() < deadline:
+        cancel.check()
         time.sleep(0.0005)
 
 

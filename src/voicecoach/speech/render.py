@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from voicecoach import cancel
 from voicecoach.cache import ClipCache
 from voicecoach.speech.base import Engine, VoiceSettings, validate_settings
 
@@ -25,6 +26,7 @@ def render_clips(
     voice = engine.resolve_voice(settings.voice)
     clips: dict[str, bytes] = {}
     for done, text in enumerate(unique, 1):
+        cancel.check()
         key = ClipCache.key(
             text,
             engine=engine.name,
