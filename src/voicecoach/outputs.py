@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,21 +67,30 @@ class OutputPlan:
 
 def _check_shape(out: Output) -> None:
     path = out.path
-    if path.is_dir() and not out.folder:
+    _check_name_lengths(path, out.folder)
+    for parent in _ancestors(path):
+        if _kind(parent) == "file":
+            raise UserError(f"{path}: {parent} is a file, not a folder",
+                            fix="choose a path inside a folder")
+    kind = _kind(path)
+    if kind == "folder" and not out.folder:
         raise UserError(f"{path}: is a folder; the {out.what} needs a file name",
                         fix=f"e.g. {path / ('routine' + (out.suffix or ''))}")
-    if path.exists() and not path.is_dir() and out.folder:
+    if kind == "file" and out.folder:
         raise UserError(f"{path}: is a file; the {out.what} needs a folder",
                         fix="give a folder name, e.g. -o tracks/")
     if out.suffix and path.suffix.lower() != out.suffix:
         name = f"{path.stem or 'routine'}{out.suffix}"
         raise UserError(f"{path}: voicecoach writes {out.suffix[1:].upper()} only, not "
                         f"{path.suffix or 'a file without a suffix'}", fix=f"e.g. -o {name}")
-    for parent in _ancestors(path):
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"{path}: {parent} is a file, not a folder",
-                            fix="choose a path inside a folder")
-    _check_name_lengths(path, out.folder)
+
+
+def _kind(path: Path) -> str | None:
+    """"file", "folder" or None (absent, or unreachable: the write will then say why)."""
+    try:
+        return "folder" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
+    except (OSError, ValueError):
+        return None
 
 
 def _ancestors(path: Path) -> Iterable[Path]:
@@ -102,7 +112,7 @@ def _check_name_lengths(path: Path, folder: bool) -> None:
 
 
 def _name_max(path: Path) -> int:
-    probe = next((p for p in (path.parent, *_ancestors(path)) if p.is_dir()), Path("."))
+    probe = next((p for p in (path.parent, *_ancestors(path)) if _kind(p) == "folder"), Path("."))
     try:
         return int(os.pathconf(probe, "PC_NAME_MAX"))
     except (OSError, ValueError, AttributeError):
@@ -112,9 +122,9 @@ def _name_max(path: Path) -> int:
 def _same(a: Path, b: Path) -> bool:
     """One file under two names: symlinks, hard links, `..`, or capitals on a folding disk."""
     try:
-        if a.exists() and b.exists() and os.path.samefile(a, b):
+        if os.path.samefile(a, b):
             return True
-    except OSError:
+    except (OSError, ValueError):
         pass
     return os.path.realpath(a) == os.path.realpath(b)
 

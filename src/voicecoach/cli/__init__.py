@@ -18,7 +18,7 @@ from voicecoach.cli import play as _play  # noqa: F401
 from voicecoach.cli import safety as _safety  # noqa: F401
 # isort: on
 from voicecoach.cli.app import app
-from voicecoach.errors import Terminated, VoicecoachError
+from voicecoach.errors import Terminated, VoicecoachError, os_fault
 
 __all__ = ["app", "main"]
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("VOICECOACH_DEBUG")
     )
+    _tolerant_streams()
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail("stopped", 130)
     except BrokenPipeError:
         _quiet_broken_pipe()
+    except OSError as exc:  # a file or folder the user can meet: say which, and what to do
+        if debug:
+            traceback.print_exc()
+        fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "a file operation")
+        _fail(fault.line(), fault.exit_code)
     except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
         if _is_usage_error(exc):
             ctx = getattr(exc, "ctx", None)
@@ -52,6 +58,14 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _tolerant_streams() -> None:
+    # A terminal or pipe whose encoding cannot show a character gets "?" for it, not a crash.
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -68,6 +82,12 @@ def _exit(code: int) -> None:
         if hasattr(signal, name):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except (OSError, ValueError):
+        pass
     sys.exit(code)
 
 
@@ -89,7 +109,8 @@ def _fail(line: str, code: int) -> None:
 
 
 def _quiet_broken_pipe() -> None:
-    # The reader went away (e.g. `| head`): exit quietly without a second error at shutdown.
+    # The reader went away (e.g. `| head`): the output was wanted no further, which is
+    # success for a Unix tool; no second error from flushing at shutdown either.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(1)
+    sys.exit(0)
