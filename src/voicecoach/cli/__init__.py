@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.get("VOICECOACH_DEBUG")
     )
     _tolerant_streams()
+    devnull_before = _stdout_is_devnull()
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail("stopped", 130)
     except BrokenPipeError:
         _quiet_broken_pipe()
+    except SystemExit as exc:
+        # click and rich meet a closed pipe themselves and exit 1 (click wraps the streams,
+        # rich points stdout at /dev/null). A Unix tool whose reader has gone exits 0.
+        if exc.code == 1 and (type(sys.stdout).__name__ == "PacifyFlushWrapper"
+                              or (_stdout_is_devnull() and not devnull_before)):
+            _quiet_broken_pipe()
+        raise
     except OSError as exc:  # a file or folder the user can meet: say which, and what to do
         if debug:
             traceback.print_exc()
@@ -66,6 +74,14 @@ def _tolerant_streams() -> None:
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             with contextlib.suppress(Exception):
                 stream.reconfigure(errors="replace")
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        here, null = os.fstat(1), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _is_usage_error(exc: Exception) -> bool:
