@@ -34,8 +34,15 @@ MPEG2_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 class ExportOptions:
     bitrate: int = 64
     transcript: bool = False
+    #: Speech volume: levelling brings every cue to the track's loudness, so a volume could
+    #: not change an export; only 1 is accepted, and --loudness sets the level.
+    volume: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.volume != 1.0:
+            raise UserError("--volume is for live play: every cue of an export is levelled to "
+                            "the track's loudness", fix="set the level with --loudness, e.g. "
+                            "--loudness=-14 (louder) or --loudness=-20")
         if self.bitrate not in MPEG2_BITRATES:
             choices = ", ".join(map(str, MPEG2_BITRATES))
             raise UserError(f"--bitrate {self.bitrate}: a {SAMPLE_RATE / 1000:g} kHz MP3 cannot "

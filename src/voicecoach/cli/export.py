@@ -30,7 +30,6 @@ from voicecoach.cli.options import (
     TicksOpt,
     UnderstandOpt,
     VoiceOpt,
-    VolumeOpt,
     apply_safety,
     plan_options,
     prepare_with_progress,
@@ -60,7 +59,7 @@ def export(
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
-    volume: VolumeOpt = 1.0,
+    volume: Annotated[float, typer.Option("--volume", hidden=True, help="Not for export: every cue is levelled; use --loudness.")] = 1.0,
     chimes: ChimesOpt = None,
     ticks: TicksOpt = None,
     music: MusicOpt = None,
@@ -103,7 +102,7 @@ def export(
     sound = sound_options(chimes, ticks, music, duck, loudness)
     speech = speech_setup(engine, voice, rate, volume, no_cache)
     options = plan_options(only, skip, pace, detail, lead_in)
-    export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
+    export_options = ExportOptions(bitrate=bitrate, transcript=transcript, volume=volume)
     sources = (
         [(library.resolve(routine), output)]
         if routine is not None
