@@ -69,6 +69,7 @@ ROUTINE = "title: Tiny\nexercises:\n  - name: Reach\n    hold: 1s\n"
 LONG = "title: Long\nexercises:\n  - name: Lie\n    hold: 3h\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["show", "long.yaml", "--estimate", "--pace", "2"], 2, "at most 4 hours"),
     (["show", "long.yaml", "--estimate", "--pace", "1"], 0, "Total"),

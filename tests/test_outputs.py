@@ -87,7 +87,12 @@ def _prepare(folder: Path, setup: str | None) -> None:
         (folder / "t.lrc").write_text(ROUTINE)
 
 
-@pytest.mark.parametrize("case", list(MISTAKES))
+FAST = {"track-over-routine", "track-over-routine-by-hard-link", "split-part-over-music",
+        "under-a-file", "suffix-wav"}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=() if c in FAST else pytest.mark.slow) for c in MISTAKES])
 def test_an_export_that_would_overwrite_or_collide_is_refused_before_any_work(
     tmp_path: Path, case: str
 ) -> None:
