@@ -122,7 +122,7 @@ def exports(folder: Path) -> dict[str, Path]:
         "plain": [],
         "bed": ["--music", "music.mp3"],
         "duck6": ["--music", "music.mp3", "--duck=-6", "--chimes", "off"],
-        "quiet": ["--loudness", "-20", "--volume", "0.3"],
+        "quiet": ["--loudness", "-20"],  # --volume is refused for export: levelling sets the level
         "nochimes": ["--chimes", "off"],
     }
     out = {}

@@ -31,7 +31,7 @@ def atomic_target(dest: Path) -> Iterator[Path]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"{folder}: cannot create folder ({exc.strerror})") from None
+            raise os_fault(exc, f"creating the folder {folder}") from None
     if dest.is_dir():
         raise UserError(f"{dest}: is a folder", fix="give a file name, e.g. -o routine.mp3")
     remove_stale(folder)
@@ -44,7 +44,9 @@ def atomic_target(dest: Path) -> Iterator[Path]:
         except OSError as exc:
             raise os_fault(exc, f"moving the finished file to {dest}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # On a read-only disk even removing a file that was never made fails (EROFS): that
+        # must not hide the error that brought us here.
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 

@@ -22,6 +22,7 @@ _OWN_GROUP: dict[str, object] = (
     else {"start_new_session": True}
 )
 _DISK_FULL = ("No space left", "File too large", "Disk quota")
+_NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
 
 def encode_mp3(
@@ -117,4 +118,8 @@ def _failure(tmp: Path, stderr: bytes, code: int) -> Fault:
     # SIGXFSZ: the file-size limit, which is a full disk as far as this file is concerned.
     if any(marker in last for marker in _DISK_FULL) or code == -getattr(signal, "SIGXFSZ", -999):
         return Fault(f"disk full while writing {tmp.parent / final}", fix="free some space and retry")
+    refused = next((marker for marker in _NOT_WRITABLE if marker in last), None)
+    if refused:
+        return Fault(f"cannot write {tmp.parent / final}: {refused.lower()}",
+                     fix="choose a folder you can write to")
     return EncoderError(f"ffmpeg failed while encoding {final}: {last}")

@@ -65,9 +65,21 @@ class EncoderError(Fault):
 
 
 def os_fault(exc: OSError, doing: str) -> Fault:
-    """One line for a failed file operation; a full disk says so and what to do."""
+    """One line for a failed file operation, saying why and what to do. Paths the user gives
+    are checked before any work (voicecoach.outputs), so what fails here is a fault, exit 1."""
     import errno
 
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return Fault(f"disk full while {doing}", fix="free some space and retry")
-    return Fault(f"{doing} failed: {exc.strerror or exc}")
+    reasons = {
+        errno.ENOTDIR: ("part of the path is a file, not a folder", "choose a path inside a folder"),
+        errno.EISDIR: ("it is a folder", "give a file name"),
+        errno.ENAMETOOLONG: ("a name is too long for the file system", "use a shorter name"),
+        errno.EACCES: ("permission denied", "check the permissions, or choose another folder"),
+        errno.EPERM: ("not permitted", "check the permissions, or choose another folder"),
+        errno.EROFS: ("the file system is read-only", "choose a folder you can write to"),
+        errno.ENOENT: ("no such file or folder", None),
+    }
+    reason, fix = reasons.get(code, (exc.strerror or str(exc), None))
+    return Fault(f"{doing} failed: {reason}", fix=fix)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from voicecoach import atomic
 from voicecoach.durations import format_clock
 from voicecoach.encode import encode_mp3
+from voicecoach.errors import UserError
+from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.model import Routine
 from voicecoach.names import slug
+from voicecoach.outputs import STDOUT, OutputPlan
 from voicecoach.plan import Plan
 from voicecoach.session import Prepared
 from voicecoach.tags import Chapter, TrackTags, write_tags
@@ -19,10 +25,28 @@ from voicecoach.tags import Chapter, TrackTags, write_tags
 Progress = Callable[[int], None]
 
 
+#: The constant bit rates MPEG-2 Layer III (16, 22.05, 24 kHz) has: libmp3lame quietly gives
+#: 160 for anything above, and the nearest step for anything between.
+MPEG2_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     bitrate: int = 64
     transcript: bool = False
+    #: Speech volume: levelling brings every cue to the track's loudness, so a volume could
+    #: not change an export; only 1 is accepted, and --loudness sets the level.
+    volume: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.volume != 1.0:
+            raise UserError("--volume is for live play: every cue of an export is levelled to "
+                            "the track's loudness", fix="set the level with --loudness, e.g. "
+                            "--loudness=-14 (louder) or --loudness=-20")
+        if self.bitrate not in MPEG2_BITRATES:
+            choices = ", ".join(map(str, MPEG2_BITRATES))
+            raise UserError(f"--bitrate {self.bitrate}: a {SAMPLE_RATE / 1000:g} kHz MP3 cannot "
+                            f"carry it", fix=f"choose one of {choices} kbit/s")
 
 
 @dataclass(frozen=True)
@@ -96,10 +120,9 @@ def export_split(
     """One MP3 per chapter (introduction, then each exercise) and an .m3u playlist in `folder`."""
     plan = prepared.plan
     parts = plan.chapters()
-    width = max(2, len(str(len(parts))))
     tracks = []
-    for number, (title, start, end) in enumerate(parts, 1):
-        name = f"{number:0{width}d}-{safe_name(title, f'part-{number}')}.mp3"
+    names = part_names([title for title, _, _ in parts])
+    for number, ((title, start, end), name) in enumerate(zip(parts, names, strict=True), 1):
         dest = folder / name
         tags = TrackTags(
             title=title,
@@ -123,9 +146,62 @@ def export_split(
             atomic.write_text(lrc, lrc_text(plan, title, start, end))
             extras = (lrc,)
         tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras))
-    playlist = folder / f"{safe_name(routine.id, 'routine')}.m3u"
+    playlist = folder / playlist_name(routine.id)
     atomic.write_text(playlist, m3u_text(tracks, routine.title))
     return [*tracks[:-1], _with_extra(tracks[-1], playlist)] if tracks else tracks
+
+
+def part_names(titles: list[str]) -> list[str]:
+    """The file names of --split parts: numbered, so they sort and never collide."""
+    width = max(2, len(str(len(titles))))
+    return [f"{n:0{width}d}-{safe_name(t, f'part-{n}')}.mp3" for n, t in enumerate(titles, 1)]
+
+
+def playlist_name(routine_id: str) -> str:
+    return f"{safe_name(routine_id, 'routine')}.m3u"
+
+
+def plan_outputs(
+    outputs: OutputPlan, routine: Routine, plan: Plan, dest: Path, options: ExportOptions,
+    *, split: bool,
+) -> None:
+    """Add every file this export will write to `outputs` (checked before any speech is made);
+    `plan` may be an estimate: the chapter titles do not depend on speech lengths."""
+    if dest == STDOUT:
+        if split or options.transcript:
+            raise UserError("-o - sends one MP3 to standard output; --split and --transcript "
+                            "need files", fix="give a file or folder name with -o")
+        outputs.write("track", dest)
+        return
+    if split:
+        outputs.fill("output of --split", dest)
+        for name in part_names([title for title, _, _ in plan.chapters()]):
+            outputs.write("track", dest / name)
+            if options.transcript:
+                outputs.write("transcript", (dest / name).with_suffix(".lrc"))
+        outputs.write("playlist", dest / playlist_name(routine.id))
+        return
+    outputs.write("track", dest, suffix=".mp3")
+    if options.transcript:
+        outputs.write("transcript", dest.with_suffix(".lrc"))
+
+
+def export_to_stream(
+    routine: Routine,
+    prepared: Prepared,
+    stream: BinaryIO,
+    options: ExportOptions,
+    on_progress: Progress | None = None,
+) -> Track:
+    """The track with its chapters, written to `stream` (e.g. a pipe). It is made in a seekable
+    temporary file first: written to a pipe, ffmpeg could not add the header that makes the
+    track decode to its exact length, nor could the chapters be tagged."""
+    with tempfile.TemporaryDirectory(prefix="voicecoach-") as folder:
+        track = export_track(routine, prepared, Path(folder) / "track.mp3", options, on_progress)
+        with track.path.open("rb") as made:
+            shutil.copyfileobj(made, stream, 1 << 16)
+        stream.flush()
+    return Track(STDOUT, track.duration, track.size, track.chapters, ())
 
 
 def _with_extra(track: Track, extra: Path) -> Track:

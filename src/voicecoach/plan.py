@@ -11,7 +11,15 @@ from enum import Enum
 from voicecoach.cues import Wording, wording
 from voicecoach.errors import UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.model import Exercise, FollowUp, Phase, Routine, Step
+from voicecoach.model import (
+    MAX_EXERCISE_SECONDS,
+    MAX_ROUTINE_SECONDS,
+    Exercise,
+    FollowUp,
+    Phase,
+    Routine,
+    Step,
+)
 from voicecoach.names import slug
 
 #: The plan counts in frames of the one audio format used everywhere.
@@ -158,10 +166,26 @@ def build_plan(
     if not exercises:
         raise UserError("every chosen exercise is left out today",
                         fix="see `voicecoach history`, or add --force to do them anyway")
+    check_bounds(exercises, options.pace)
     words = wording(routine.language)
     draft = _Builder(routine, options, measure, words, draft=True).build(exercises, minutes="")
     minutes = words.duration(60 * max(1, round(draft.total / options.rate / 60)))
     return _Builder(routine, options, measure, words).build(exercises, minutes=minutes)
+
+
+def check_bounds(exercises: Sequence[Exercise], pace: float) -> None:
+    """The model's bounds hold for what will play: the chosen exercises, with every side and
+    set, at this pace (a valid routine may not be stretched past them by --pace)."""
+    for ex in exercises:
+        if ex.nominal_seconds * pace > MAX_EXERCISE_SECONDS:
+            hours = ex.nominal_seconds * pace / 3600
+            raise UserError(f"at --pace {pace:g}, {ex.name} would last {hours:.1f} hours; an "
+                            "exercise may last at most 4 hours", fix="use a smaller --pace")
+    total = sum(ex.nominal_seconds for ex in exercises) * pace
+    if total > MAX_ROUTINE_SECONDS:
+        raise UserError(f"at --pace {pace:g} the exercises would last {total / 3600:.1f} hours; a "
+                        "session may last at most 8 hours",
+                        fix="use a smaller --pace, or fewer exercises with --only")
 
 
 def select_exercises(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from voicecoach import cancel
 from voicecoach.errors import Fault, UserError, VoicecoachError
+from voicecoach.sound import CEILING_DB
 from voicecoach.plan import MIN_GAP, Event, Kind, Plan
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ PERIOD_MS = 10
 #: Pauses, seeks and quits fade over this long, so cutting a word never clicks.
 FADE_MS = 5
 VOLUME_STEP_DB = 3.0
-#: +6 dB already clips the loudest syllables of levelled speech (peaks at -1 dBFS); it saturates.
-MIN_GAIN_DB, MAX_GAIN_DB = -30.0, 6.0
+#: Louder than the headroom the levelling left (the stream peaks under CEILING_DB) would clip the
+#: loudest syllables, so `+` stops there.
+MIN_GAIN_DB, MAX_GAIN_DB = -30.0, -CEILING_DB
 #: "Back" within this many seconds of an exercise's start goes to the exercise before it (like a
 #: music player's previous button); later, it restarts the current exercise.
 RESTART_GRACE = 2.0

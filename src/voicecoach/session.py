@@ -90,6 +90,15 @@ class Prepared:
             self.clips.close()
 
 
+def check_speech(engine: Engine, settings: VoiceSettings) -> None:
+    """Refuse what a render would refuse (rate, volume, an unknown voice), without rendering:
+    an estimate must not accept options the real thing rejects."""
+    from voicecoach.speech.base import validate_settings
+
+    validate_settings(settings)
+    engine.resolve_voice(settings.voice)
+
+
 def timed_plan(
     routine: Routine,
     options: PlanOptions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -15,9 +16,9 @@ from voicecoach.cli import export as _export  # noqa: F401
 from voicecoach.cli import play as _play  # noqa: F401
 from voicecoach.cli import safety as _safety  # noqa: F401
 # isort: on
-from voicecoach.cli.app import app
 from voicecoach import cancel
-from voicecoach.errors import VoicecoachError
+from voicecoach.cli.app import app
+from voicecoach.errors import VoicecoachError, os_fault
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("VOICECOACH_DEBUG")
     )
+    _tolerant_streams()
+    devnull_before = _stdout_is_devnull()
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
@@ -40,6 +43,18 @@ def main(argv: list[str] | None = None) -> None:
         _fail("stopped", 130)
     except BrokenPipeError:
         _quiet_broken_pipe()
+    except SystemExit as exc:
+        # click and rich meet a closed pipe themselves and exit 1 (click wraps the streams,
+        # rich points stdout at /dev/null). A Unix tool whose reader has gone exits 0.
+        if exc.code == 1 and (type(sys.stdout).__name__ == "PacifyFlushWrapper"
+                              or (_stdout_is_devnull() and not devnull_before)):
+            _quiet_broken_pipe()
+        raise
+    except OSError as exc:  # a file or folder the user can meet: say which, and what to do
+        if debug:
+            traceback.print_exc()
+        fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "a file operation")
+        _fail(fault.line(), fault.exit_code)
     except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
         if _is_usage_error(exc):
             ctx = getattr(exc, "ctx", None)
@@ -51,6 +66,22 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _tolerant_streams() -> None:
+    # A terminal or pipe whose encoding cannot show a character gets "?" for it, not a crash.
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        here, null = os.fstat(1), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -68,6 +99,12 @@ def _exit(code: int) -> None:
     if cancel.requested() and code == 0:
         print("stopped", file=sys.stderr)
         _exit_now(cancel.Interrupted(cancel.signum()).exit_code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except (OSError, ValueError):
+        pass
     sys.exit(code)
 
 
@@ -84,7 +121,8 @@ def _fail(line: str, code: int) -> None:
 
 
 def _quiet_broken_pipe() -> None:
-    # The reader went away (e.g. `| head`): exit quietly without a second error at shutdown.
+    # The reader went away (e.g. `| head`): the output was wanted no further, which is
+    # success for a Unix tool; no second error from flushing at shutdown either.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(1)
+    sys.exit(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +30,6 @@ from voicecoach.cli.options import (
     TicksOpt,
     UnderstandOpt,
     VoiceOpt,
-    VolumeOpt,
     apply_safety,
     plan_options,
     prepare_with_progress,
@@ -46,11 +46,11 @@ from voicecoach.loader import load_routine
 @app.command()
 def export(
     routine: Annotated[str | None, typer.Argument(help="A bundled routine id (see `list`) or a path.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="The MP3 to write (with --split: a folder). Default: ID.mp3 here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The MP3 to write (with --split: a folder; `-` for standard output). Default: ID.mp3 here.")] = None,
     all_dir: Annotated[Path | None, typer.Option("--all", help="Export every bundled routine into this folder.")] = None,
     split: Annotated[bool, typer.Option("--split", help="One MP3 per exercise, plus an .m3u playlist.")] = False,
     transcript: Annotated[bool, typer.Option("--transcript", help="Also write an .lrc file with every cue at its time.")] = False,
-    bitrate: Annotated[int, typer.Option("--bitrate", min=32, max=320, help="MP3 bit rate in kbit/s (constant).")] = 64,
+    bitrate: Annotated[int, typer.Option("--bitrate", help="MP3 bit rate in kbit/s, constant: 32, 40, 48, 56, 64, 80, 96, 112, 128, 144 or 160 (the most a 22.05 kHz track can carry).")] = 64,
     only: OnlyOpt = None,
     skip: SkipOpt = None,
     pace: PaceOpt = 1.0,
@@ -59,7 +59,7 @@ def export(
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = 165,
-    volume: VolumeOpt = 1.0,
+    volume: Annotated[float, typer.Option("--volume", hidden=True, help="Not for export: every cue is levelled; use --loudness.")] = 1.0,
     chimes: ChimesOpt = None,
     ticks: TicksOpt = None,
     music: MusicOpt = None,
@@ -77,24 +77,44 @@ def export(
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
-    from voicecoach.export import ExportOptions, export_split, export_track
+    from voicecoach.export import (
+        ExportOptions,
+        export_split,
+        export_to_stream,
+        export_track,
+        plan_outputs,
+    )
+    from voicecoach.outputs import STDOUT, OutputPlan
+    from voicecoach.plan import build_plan
 
     if all_dir is not None and output is not None:
         raise UserError("--all takes the folder itself; -o is for one routine",
                         fix="e.g. `voicecoach export --all tracks/`")
     if (routine is None) == (all_dir is None):
         raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
+    to_stdout = output == STDOUT
+    if to_stdout and as_json:
+        raise UserError("-o - writes the MP3 to standard output; --json cannot go there too",
+                        fix="leave out --json")
+    if to_stdout and sys.stdout.isatty():
+        raise UserError("-o - writes MP3 bytes, not for a terminal",
+                        fix="pipe it, e.g. `voicecoach export ID -o - | mpv -`")
     sound = sound_options(chimes, ticks, music, duck, loudness)
     speech = speech_setup(engine, voice, rate, volume, no_cache)
     options = plan_options(only, skip, pace, detail, lead_in)
-    export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
-    jobs = (
-        [(library.load(routine), output)]
+    export_options = ExportOptions(bitrate=bitrate, transcript=transcript, volume=volume)
+    sources = (
+        [(library.resolve(routine), output)]
         if routine is not None
-        else [(load_routine(path), None) for path in library.bundled().values()]
+        else [(path, None) for path in library.bundled().values()]
     )
-    written = []
-    for loaded, dest in jobs:
+    # Every file is named and checked before any speech is made: one mistake stops it all.
+    outputs = OutputPlan()
+    outputs.read("music file", music)
+    jobs = []
+    for source, dest in sources:
+        loaded = load_routine(source)
+        outputs.read("routine file", source)
         # Frequency limits are for doing, not for making a track to follow another day.
         try:
             session_options, verdict = apply_safety(
@@ -106,18 +126,29 @@ def export(
                 raise
             typer.echo(f"note: skipped {loaded.id}: {exc.line()}", err=True)
             continue
+        if split:
+            dest = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
+        else:
+            dest = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
+        estimate = build_plan(loaded, sound.plan_options(session_options))
+        plan_outputs(outputs, loaded, estimate, dest, export_options, split=split)
+        jobs.append((loaded, dest, session_options, verdict))
+    outputs.check()
+    written = []
+    for loaded, dest, session_options, verdict in jobs:
         started = time.time()
         with LazyProgress(quiet or as_json) as progress:
             prepared = prepare_with_progress(loaded, session_options, speech, progress, sound)
             try:
                 progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
                 if split:
-                    folder = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
-                    tracks = export_split(loaded, prepared, folder, export_options,
+                    tracks = export_split(loaded, prepared, dest, export_options,
                                           progress.advance)
+                elif to_stdout:
+                    tracks = [export_to_stream(loaded, prepared, sys.stdout.buffer,
+                                               export_options, progress.advance)]
                 else:
-                    target = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
-                    tracks = [export_track(loaded, prepared, target, export_options,
+                    tracks = [export_track(loaded, prepared, dest, export_options,
                                            progress.advance)]
             finally:
                 prepared.close()
@@ -126,14 +157,15 @@ def export(
                        detail=verdict.detail)
         if not as_json:
             for track in tracks:
-                typer.echo(_describe(track))
+                typer.echo(_describe(track), err=to_stdout)
     if as_json:
         typer.echo(json.dumps([t.as_json() for t in written], indent=2, ensure_ascii=False))
 
 
 def _describe(track) -> str:  # type: ignore[no-untyped-def]
     size = track.size / 1e6
-    line = f"Wrote {track.path} ({format_clock(track.duration)}, {size:.1f} MB"
+    where = "MP3 to standard output" if str(track.path) == "-" else track.path
+    line = f"Wrote {where} ({format_clock(track.duration)}, {size:.1f} MB"
     if track.chapters:
         line += f", {len(track.chapters)} chapters"
     line += ")"

@@ -98,8 +98,16 @@ def play(
     from voicecoach.cli.live_view import watch
     from voicecoach.player import Player, exercise_start
 
+    from voicecoach.outputs import OutputPlan
+
     loaded = library.load(routine)
     sound = sound_options(chimes, ticks, music, duck, loudness)
+    if events is not None:  # the events file must not replace the routine or the music
+        outputs = OutputPlan()
+        outputs.read("routine file", library.resolve(routine))
+        outputs.read("music file", music)
+        outputs.write("events file", events)
+        outputs.check()
     speech = speech_setup(engine, voice, rate, volume, no_cache)
     options, verdict = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
                                     detail=detail, apply_limits=True, force=force,

@@ -109,6 +109,9 @@ def show(
                               i_understand=i_understand)
     sound = sound_options(chimes, ticks)
     if estimate:
+        from voicecoach.session import check_speech
+
+        check_speech(*speech_setup(engine, voice, rate, volume, False)[:2])
         plan = build_plan(loaded, sound.plan_options(options))
     else:
         plan = plan_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False),
