@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 
@@ -111,3 +112,25 @@ def wording(language: str) -> Wording:
     if base not in LANGUAGES:
         raise KeyError(language)
     return LANGUAGES[base]
+
+
+#: Marks that end a sentence: a template's own full stop after one of them is not said twice.
+_ENDS = ".!?\u2026"
+
+
+def fill(template: str, **values: object) -> str:
+    """`template` with its fields filled in: the one place the coach's wording meets the routine's
+    text. A value that already ends a sentence keeps its own mark, so "{name}." with "Twist." or
+    "Feeling stiff?" reads "Twist." and "Feeling stiff?", never "Twist.." or "Feeling stiff?."."""
+    out: list[str] = []
+    ended = False
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if ended and literal[:1] and literal[0] in _ENDS:
+            literal = literal[1:]
+        out.append(literal)
+        ended = False
+        if name is not None:
+            value = format(values[name], spec or "")
+            out.append(value)
+            ended = value.rstrip()[-1:] in _ENDS and bool(value.strip())
+    return "".join(out)

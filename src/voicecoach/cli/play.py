@@ -39,6 +39,7 @@ from voicecoach.cli.options import (
     speech_setup,
 )
 from voicecoach.cli.progress import LazyProgress
+from voicecoach.cues import fill
 from voicecoach.durations import format_clock
 from voicecoach.errors import Terminated, os_fault
 
@@ -155,4 +156,4 @@ def _finish(loaded, result: SessionResult, started: float, total: float, verdict
         line += f" in {result.stopped_at}" if result.stopped_at else ""
     if result.paused >= 1:
         line += f" (paused {format_clock(result.paused)})"
-    typer.echo(line + ".", err=True)
+    typer.echo(fill("{line}.", line=line), err=True)
