@@ -178,6 +178,19 @@ def select_exercises(
     return chosen
 
 
+def from_onwards(
+    routine: Routine, name: str, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """`--from NAME` as a selection (1-based numbers): the chosen exercises from NAME on. A
+    session that starts further in still opens with its start cue and its cautions."""
+    chosen = select_exercises(routine, only, skip)
+    first = _find(routine, name)
+    at = next((i for i, ex in enumerate(chosen) if ex is first), None)
+    if at is None:
+        raise UserError(f"{first.name!r} is not in this session",
+                        fix="it was left out by --only or --skip")
+    number = {id(ex): str(i + 1) for i, ex in enumerate(routine.exercises)}
+    return tuple(number[id(ex)] for ex in chosen[at:])
 
 
 def _find(routine: Routine, name: str) -> Exercise:

@@ -66,7 +66,7 @@ class Audio(StrEnum):
 @app.command()
 def play(
     routine: RoutineArg,
-    from_: Annotated[str | None, typer.Option("--from", help="Start at this exercise (name or number).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start at this exercise (name or number); the start cue and the cautions are still said first.")] = None,
     only: OnlyOpt = None,
     skip: SkipOpt = None,
     pace: PaceOpt = 1.0,
@@ -96,9 +96,12 @@ def play(
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
     from voicecoach.cli.live_view import watch
-    from voicecoach.player import Player, exercise_start
+    from voicecoach.plan import from_onwards
+    from voicecoach.player import Player
 
     loaded = library.load(routine)
+    if from_:
+        only, skip = list(from_onwards(loaded, from_, only or (), skip or ())), None
     sound = sound_options(chimes, ticks, music, duck, loudness)
     speech = speech_setup(engine, voice, rate, volume, no_cache)
     options, verdict = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
@@ -114,8 +117,7 @@ def play(
         with LazyProgress(quiet=not interactive) as progress:
             prepared = prepare_with_progress(loaded, options, speech, progress, sound)
         try:
-            start = exercise_start(prepared.plan, loaded, from_) if from_ else 0
-            player = Player(prepared, audio=audio.value, start=start)
+            player = Player(prepared, audio=audio.value)
             # Cue lines go to stdout when there is no live view, or when stdout is not the screen.
             lines = sys.stdout if not interactive or not sys.stdout.isatty() else None
             try:
