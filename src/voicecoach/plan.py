@@ -404,12 +404,13 @@ class _Builder:
 
     def cautions(self, short: bool) -> list[str]:
         """The routine's cautions, then why any exercise is left out today. Short once familiar,
-        never absent: without short forms, one general reminder stands in for them."""
+        never absent: a caution without a short form is said in full, and a routine without
+        cautions gets one general reminder."""
         w, listed = self.words, self.routine.cautions
         if not short:
             said = [w.cautions_intro, *(c.say for c in listed)] if listed else []
         else:
-            shorts = [c.short for c in listed if c.short]
+            shorts = [c.short or c.say for c in listed]
             said = [w.cautions_short_intro, *(shorts or [w.cautions_generic])]
         said += [fill(w.left_out, name=name, reason=reason) for name, reason in self.options.left_out]
         return said
@@ -437,7 +438,9 @@ class _Builder:
         split = next((i for i, s in enumerate(ex.setup) if "{side}" in s.say), len(ex.setup))
         once, per_side = ex.setup[:split], ex.setup[split:]
         if short and ex.summary:
-            once, per_side = [], []
+            # The summary stands for the set-up, but never for its safety steps.
+            self.steps([s for s in once if s.safety], "", short)
+            once, per_side = [], [s for s in per_side if s.safety]
             self.say(Kind.INSTRUCTION, _fill(ex.summary, ex.sides[0] if ex.sides else ""),
                      after=self.routine.defaults.step_pause)
         self.steps(once, "", short)
