@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import string
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -134,3 +136,24 @@ def fill(template: str, **values: object) -> str:
             out.append(value)
             ended = value.rstrip()[-1:] in _ENDS and bool(value.strip())
     return "".join(out)
+
+
+#: Joiners, variation selectors, keycaps and skin tones that only shape a pictograph.
+_PICTOGRAPH_PARTS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)}
+
+
+def _pictograph(c: str) -> bool:
+    # Symbols from the arrows block on (emoji, dingbats, pictographs, flags); below it stay
+    # the signs a voice reads well: degree, copyright, trade mark.
+    code = ord(c)
+    return code in _PICTOGRAPH_PARTS or 0x2190 <= code <= 0x21FF or (
+        code >= 0x2190 and unicodedata.category(c) == "So")
+
+
+def speakable(text: str) -> str:
+    """What the speech engine is given for `text`: the same words without emoji and pictographs,
+    which a voice would read out by name ("Knee hug 🤗" must not say "hugging face")."""
+    if all(ord(c) < 0x2190 for c in text):
+        return text
+    kept = "".join(c for c in text if not _pictograph(c))
+    return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s{2,}", " ", kept)).strip()

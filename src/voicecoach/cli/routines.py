@@ -166,15 +166,22 @@ MAX_PROBLEMS = 20
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Routine files to check.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as mistakes (exit 2).")] = False,
 ) -> None:
     """Check routine files; print `ok` for each good one, or every problem as PATH:LINE:COL.
+    Warnings (valid YAML that is probably not what you meant, text the voice cannot read) go to
+    stderr as PATH:LINE:COL: warning: and change the exit code only with --strict.
 
     Example: [bold]voicecoach validate my-routine.yaml[/bold]
     """
+    from voicecoach.lint import lint
+
     failed = False
     for path in files:
         try:
-            build_plan(load_routine(path))
+            routine = load_routine(path)
+            build_plan(routine)
+            warnings = lint(path, routine)
         except RoutineErrors as exc:
             failed = True
             for error in exc.errors[:MAX_PROBLEMS]:
@@ -188,6 +195,11 @@ def validate(
         except UserError as exc:
             failed = True
             typer.echo(exc.line(), err=True)
+            continue
+        for warning in warnings:
+            typer.echo(warning.line(), err=True)
+        if strict and warnings:
+            failed = True
             continue
         typer.echo(f"{path}: ok")
     if failed:
