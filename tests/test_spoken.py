@@ -126,3 +126,15 @@ def test_a_yes_or_no_where_text_belongs_says_to_quote_it(word: str, tmp_path: Pa
     (error,) = caught.value.errors
     assert (error.lineno, error.col) == (3, 11)
     assert "put the text in quotes" in error.line()
+
+
+@pytest.mark.parametrize("command", [["show", "--estimate"], ["play", "--audio", "none", "--only", "9"]])
+def test_other_commands_print_the_warnings_too(command: list[str], tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    text, [(lineno, col, words)] = WARNED["split-setup"]
+    (tmp_path / "w.yaml").write_text(text, encoding="utf-8")
+    done = run_cli(command[0], "w.yaml", *command[1:])
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"w.yaml:{lineno}:{col}: warning: ") and words in first, done.stderr
+    # The warning never changes what the command does: show succeeds; play then names its
+    # own mistake (no exercise 9) with exit 2 as it would without the warning.
+    assert done.returncode == (0 if command[0] == "show" else 2)

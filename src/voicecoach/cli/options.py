@@ -193,3 +193,17 @@ def record_session(
         completed=completed, position=position, exercises_done=exercises_done,
         stopped_at=stopped_at, forced=forced, detail=detail,
     ))
+
+
+def load_routine_arg(spec: str):  # type: ignore[no-untyped-def]
+    """The routine a command was given; what its file probably did not mean goes to stderr as
+    PATH:LINE:COL: warning: lines (`voicecoach validate --strict` makes them mistakes)."""
+    from voicecoach.library import resolve
+    from voicecoach.lint import lint
+    from voicecoach.loader import load_routine
+
+    path = resolve(spec)
+    routine = load_routine(path)
+    for warning in lint(path, routine):
+        typer.echo(warning.line(), err=True)
+    return routine

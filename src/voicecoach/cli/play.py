@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
     ChimesOpt,
@@ -32,6 +31,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     prepare_with_progress,
     record_session,
@@ -99,7 +99,7 @@ def play(
     from voicecoach.plan import from_onwards
     from voicecoach.player import Player
 
-    loaded = library.load(routine)
+    loaded = load_routine_arg(routine)
     if from_:
         only, skip = list(from_onwards(loaded, from_, only or (), skip or ())), None
     sound = sound_options(chimes, ticks, music, duck, loudness)

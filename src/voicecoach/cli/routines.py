@@ -27,6 +27,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     plan_with_progress,
     sound_options,
@@ -100,7 +101,7 @@ def show(
 
     Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
-    loaded = library.load(routine)
+    loaded = load_routine_arg(routine)
     live = for_ is Session.play
     if lead_in is None:
         lead_in = 0.0 if live else 1.5
