@@ -87,8 +87,10 @@ def _plain(node: yaml.Node) -> bool:
 
 def _foreign_script(text: str, scripts: set[str]) -> str | None:
     for c in speakable(text):
-        if c.isalpha():
-            script = unicodedata.name(c, "UNKNOWN").split()[0]
+        name = unicodedata.name(c, "") if c.isalpha() else ""
+        # Letters are named after their script ("CYRILLIC SMALL LETTER A"); signs such as "ª" are not.
+        if any(word in name for word in ("LETTER", "IDEOGRAPH", "SYLLABLE", "SYLLABICS")):
+            script = name.split()[0]
             if script not in scripts:
                 return script.title()
     return None
