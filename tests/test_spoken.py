@@ -82,18 +82,31 @@ _LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): warning: .+ \(
 
 
 @pytest.mark.parametrize("name", sorted(WARNED))
-def test_meant_otherwise_is_a_located_warning(name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_meant_otherwise_is_a_located_warning(name: str, tmp_path: Path) -> None:
+    from voicecoach.lint import lint
+
     text, expected = WARNED[name]
-    (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
-    done = run_cli("validate", f"{name}.yaml")
-    assert done.returncode == 0 and done.stdout == f"{name}.yaml: ok\n", done.stderr
-    lines = done.stderr.splitlines()
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    lines = [w.line() for w in lint(path, load_routine(path), shown=path.name)]
     assert len(lines) == len(expected), lines
     for line, (lineno, col, words) in zip(lines, expected, strict=True):
         m = _LINE.match(line)
-        assert m and m["path"] == f"{name}.yaml", line
+        assert m and m["path"] == path.name, line
         assert (int(m["line"]), int(m["col"])) == (lineno, col) and words in line, line
-    strict = run_cli("validate", "--strict", f"{name}.yaml")
+
+
+def test_validate_prints_warnings_and_fails_on_them_only_when_strict(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    names = sorted(WARNED)
+    for name in names:
+        (tmp_path / f"{name}.yaml").write_text(WARNED[name][0], encoding="utf-8")
+    files = [f"{name}.yaml" for name in names]
+    done = run_cli("validate", *files)
+    assert done.returncode == 0 and done.stdout == "".join(f"{f}: ok\n" for f in files)
+    lines = done.stderr.splitlines()
+    assert len(lines) == sum(len(WARNED[n][1]) for n in names)
+    assert all(_LINE.match(line) for line in lines), lines
+    strict = run_cli("validate", "--strict", *files)
     assert strict.returncode == 2 and strict.stdout == "" and strict.stderr == done.stderr
 
 
