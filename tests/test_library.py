@@ -158,6 +158,8 @@ ARTICLES = {
                says=("cross-legged", "knee", "behind you")),
             Ex("overhead twist", sides=2, phase=FEW_SECONDS, breath=("out", "in"),
                manipulation=True, says=("shoulders", "clasped", "hips")),
+            # "Stretch before and after cracking": done, not only said.
+            Ex("closing", sides=2, hold=(5, 30), manipulation=False, says=("shoulders", "ear")),
         ),
         cautions=("force", "herniated", "pain", "discomfort", "chronic", "condition", "doctor",
                   "chiropractor", "often", "stretch before and after", "foam roller",

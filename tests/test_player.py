@@ -43,6 +43,7 @@ FADE = RATE * FADE_MS // 1000
 
 ROUTINE = """\
 title: Tiny
+cautions: ["Stop if it hurts."]
 defaults: {rest: 2s, countdown: 0, step_pause: 0.5s}
 exercises:
   - name: Arms up
@@ -346,8 +347,16 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
 
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     cues = [line for line in lines if line["type"] == "cue"]
-    begin = section_start(prepared, 3)
-    want = [e for e in prepared.plan.events if e.start >= begin and e.text]
+    # --from 3 is a session of the third exercise on, opened by the start cue and the cautions.
+    from voicecoach.cache import ClipCache
+    from voicecoach.session import timed_plan
+    from voicecoach.speech import VoiceSettings, get_engine
+
+    plan = timed_plan(load_routine(routine_path), PlanOptions(lead_in=0.0, only=("3",)),
+                      engine=get_engine(None), settings=VoiceSettings(), cache=ClipCache())
+    want = [e for e in plan.events if e.text]
+    assert [e.kind.value for e in want[:3]] == ["start", "caution", "caution"]
+    assert want[2].text == "Stop if it hurts." and want[3].exercise == "Twist"
     assert [c["text"] for c in cues] == [e.text for e in want]
     assert [round(c["planned"] * RATE) for c in cues] == [e.start for e in want]
     for cue in cues:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import string
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -111,3 +114,46 @@ def wording(language: str) -> Wording:
     if base not in LANGUAGES:
         raise KeyError(language)
     return LANGUAGES[base]
+
+
+#: Marks that end a sentence: a template's own full stop after one of them is not said twice.
+_ENDS = ".!?\u2026"
+
+
+def fill(template: str, **values: object) -> str:
+    """`template` with its fields filled in: the one place the coach's wording meets the routine's
+    text. A value that already ends a sentence keeps its own mark, so "{name}." with "Twist." or
+    "Feeling stiff?" reads "Twist." and "Feeling stiff?", never "Twist.." or "Feeling stiff?."."""
+    out: list[str] = []
+    ended = False
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if ended and literal[:1] and literal[0] in _ENDS:
+            literal = literal[1:]
+        out.append(literal)
+        ended = False
+        if name is not None:
+            value = format(values[name], spec or "")
+            out.append(value)
+            ended = value.rstrip()[-1:] in _ENDS and bool(value.strip())
+    return "".join(out)
+
+
+#: Joiners, variation selectors, keycaps and skin tones that only shape a pictograph.
+_PICTOGRAPH_PARTS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)}
+
+
+def _pictograph(c: str) -> bool:
+    # Symbols from the arrows block on (emoji, dingbats, pictographs, flags); below it stay
+    # the signs a voice reads well: degree, copyright, trade mark.
+    code = ord(c)
+    return code in _PICTOGRAPH_PARTS or 0x2190 <= code <= 0x21FF or (
+        code >= 0x2190 and unicodedata.category(c) == "So")
+
+
+def speakable(text: str) -> str:
+    """What the speech engine is given for `text`: the same words without emoji and pictographs,
+    which a voice would read out by name ("Knee hug 🤗" must not say "hugging face")."""
+    if all(ord(c) < 0x2190 for c in text):
+        return text
+    kept = "".join(c for c in text if not _pictograph(c))
+    return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s{2,}", " ", kept)).strip()

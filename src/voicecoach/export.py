@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from voicecoach import atomic
+from voicecoach.cues import fill
 from voicecoach.durations import format_clock
 from voicecoach.encode import encode_mp3
 from voicecoach.errors import UserError
@@ -215,7 +216,7 @@ def _ms(plan: Plan, frames: int) -> int:
 def _comment(routine: Routine) -> str:
     parts = []
     if routine.source:
-        parts.append(f"Based on the article: {routine.source}.")
+        parts.append(fill("Based on the article: {source}.", source=routine.source))
     if routine.description:
         parts.append(routine.description)
     parts.append("Made with voicecoach.")

@@ -81,6 +81,13 @@ class Session:
     position: float
     stopped_at: str | None
     forced: bool
+    #: Exercises played through in it; a session with none (a failed start, a quit in the
+    #: introduction, every exercise skipped) is kept in history but counts for nothing.
+    exercises_done: int = 0
+
+    @property
+    def counts(self) -> bool:
+        return self.kind == "export" or self.exercises_done > 0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -94,6 +101,8 @@ class Session:
             "position": round(self.position, 3),
             "stopped_at": self.stopped_at,
             "forced": self.forced,
+            "exercises_done": self.exercises_done,
+            "counts": self.counts,
         }
 
 
@@ -199,7 +208,8 @@ class History:
 
     def sessions(self, routine: str | None = None, limit: int | None = None) -> list[Session]:
         query = ("SELECT id, routine, title, kind, started, ended, completed, position, stopped_at,"
-                 " forced FROM sessions")
+                 " forced, (SELECT COUNT(*) FROM exercises_done d WHERE d.session_id = sessions.id)"
+                 " FROM sessions")
         args: list[object] = []
         if routine:
             query += " WHERE routine = ?"
@@ -207,13 +217,14 @@ class History:
         query += " ORDER BY started DESC, id DESC"
         if limit:
             query += f" LIMIT {int(limit)}"
-        return [Session(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]))
+        return [Session(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]),
+                        int(r[10]))
                 for r in self._rows(query, args)]
 
     def live_sessions(self, routine: str) -> int:
-        """How many live sessions of this routine were played (to the end or not)."""
-        rows = self._rows("SELECT COUNT(*) FROM sessions WHERE routine = ? AND kind = 'live'",
-                          (routine,))
+        """How many live sessions of this routine did at least one exercise (to the end or not)."""
+        rows = self._rows("SELECT COUNT(*) FROM sessions s WHERE routine = ? AND kind = 'live'"
+                          f" AND {_DID_SOMETHING}", (routine,))
         return int(rows[0][0])
 
     def done_times(self, routine: str, exercise: str, since: float) -> list[float]:
@@ -225,9 +236,14 @@ class History:
         return [r[0] for r in rows]
 
     def active_days(self) -> list[_dt.date]:
-        """Local dates with at least one live session that reached its end."""
-        rows = self._rows("SELECT ended FROM sessions WHERE kind = 'live' AND completed = 1")
+        """Local dates with at least one live session that reached its end, an exercise done."""
+        rows = self._rows("SELECT ended FROM sessions s WHERE kind = 'live' AND completed = 1"
+                          f" AND {_DID_SOMETHING}")
         return sorted({_dt.datetime.fromtimestamp(r[0]).date() for r in rows})
+
+
+#: A live session counts (familiarity, streaks) only if an exercise in it was played through.
+_DID_SOMETHING = "EXISTS (SELECT 1 FROM exercises_done d WHERE d.session_id = s.id)"
 
 
 class _Corrupt(sqlite3.DatabaseError):

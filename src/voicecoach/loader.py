@@ -374,6 +374,11 @@ def _locate(err: Any, marks: _Marks, shown: str, data: dict[str, Any]) -> Routin
         return RoutineError(shown, line, col, f"{name}: missing required key {loc[-1]!r}",
                             fix=f"add `{loc[-1]}:`")
     line, col = marks.values.get(loc) or _nearest(loc, marks)
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        # The text was `Yes`, `No`, `On` or `Off`: YAML 1.1 reads those as booleans.
+        return RoutineError(shown, line, col, f"{name}: {_message(err)}",
+                            fix="YAML reads yes, no, on and off as true or false: put the text "
+                            'in quotes, e.g. "Yes"')
     return RoutineError(shown, line, col, f"{name}: {_message(err)}")
 
 

@@ -53,6 +53,11 @@ class Step(Strict):
     short: Text | None = Field(
         None, description="A shorter wording for people who know the routine well."
     )
+    safety: bool = Field(
+        False, strict=True,
+        description="A safety step (padding, a firm surface): said in short mode too, where a "
+        "summary replaces the other set-up steps.",
+    )
 
 
 class FollowUp(Strict):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from voicecoach.cues import Wording, wording
+from voicecoach.cues import Wording, fill, wording
 from voicecoach.errors import UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.model import (
@@ -202,6 +202,19 @@ def select_exercises(
     return chosen
 
 
+def from_onwards(
+    routine: Routine, name: str, only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """`--from NAME` as a selection (1-based numbers): the chosen exercises from NAME on. A
+    session that starts further in still opens with its start cue and its cautions."""
+    chosen = select_exercises(routine, only, skip)
+    first = _find(routine, name)
+    at = next((i for i, ex in enumerate(chosen) if ex is first), None)
+    if at is None:
+        raise UserError(f"{first.name!r} is not in this session",
+                        fix="it was left out by --only or --skip")
+    number = {id(ex): str(i + 1) for i, ex in enumerate(routine.exercises)}
+    return tuple(number[id(ex)] for ex in chosen[at:])
 
 
 def _find(routine: Routine, name: str) -> Exercise:
@@ -341,7 +354,7 @@ class _Builder:
         lead_in = self.cursor
         r, w = self.routine, self.words
         short = self.options.detail == "short"
-        start = (w.start_short if short else w.start).format(title=r.title, minutes=minutes)
+        start = fill(w.start_short if short else w.start, title=r.title, minutes=minutes)
         self.say(Kind.START, start, after=MIN_GAP)
         cautions = self.cautions(short)
         for i, caution in enumerate(cautions):
@@ -351,7 +364,7 @@ class _Builder:
                 self.rest_between(ex)
             self.exercise(ex)
         self.current = None
-        self.say(Kind.FINISH, w.finish.format(title=r.title), after=SETTLE)
+        self.say(Kind.FINISH, fill(w.finish, title=r.title), after=SETTLE)
         return Plan(
             routine_id=r.id,
             title=r.title,
@@ -415,14 +428,15 @@ class _Builder:
 
     def cautions(self, short: bool) -> list[str]:
         """The routine's cautions, then why any exercise is left out today. Short once familiar,
-        never absent: without short forms, one general reminder stands in for them."""
+        never absent: a caution without a short form is said in full, and a routine without
+        cautions gets one general reminder."""
         w, listed = self.words, self.routine.cautions
         if not short:
             said = [w.cautions_intro, *(c.say for c in listed)] if listed else []
         else:
-            shorts = [c.short for c in listed if c.short]
+            shorts = [c.short or c.say for c in listed]
             said = [w.cautions_short_intro, *(shorts or [w.cautions_generic])]
-        said += [w.left_out.format(name=name, reason=reason) for name, reason in self.options.left_out]
+        said += [fill(w.left_out, name=name, reason=reason) for name, reason in self.options.left_out]
         return said
 
     def rest_between(self, ex: Exercise) -> None:
@@ -430,14 +444,14 @@ class _Builder:
         seconds = self.routine.defaults.rest
         inner = []
         if self.routine.defaults.cues.next_up:
-            inner.append(_Inner(0, Kind.NEXT_UP, self.words.next_up.format(name=ex.name), asap=True))
-        text = self.words.rest.format(duration=self.words.duration(seconds * self.options.pace))
+            inner.append(_Inner(0, Kind.NEXT_UP, fill(self.words.next_up, name=ex.name), asap=True))
+        text = fill(self.words.rest, duration=self.words.duration(seconds * self.options.pace))
         self.timed(Kind.REST, text, self.paced(seconds), inner, chimes="rest")
 
     def exercise(self, ex: Exercise) -> None:
         self.current = ex.name
         short = self.options.detail == "short"
-        self.say(Kind.INSTRUCTION, self.words.exercise.format(name=ex.name), after=0.5)
+        self.say(Kind.INSTRUCTION, fill(self.words.exercise, name=ex.name), after=0.5)
         if ex.caution:
             self.say(Kind.CAUTION, ex.caution)
         if ex.manipulation:
@@ -448,7 +462,9 @@ class _Builder:
         split = next((i for i, s in enumerate(ex.setup) if "{side}" in s.say), len(ex.setup))
         once, per_side = ex.setup[:split], ex.setup[split:]
         if short and ex.summary:
-            once, per_side = [], []
+            # The summary stands for the set-up, but never for its safety steps.
+            self.steps([s for s in once if s.safety], "", short)
+            once, per_side = [], [s for s in per_side if s.safety]
             self.say(Kind.INSTRUCTION, _fill(ex.summary, ex.sides[0] if ex.sides else ""),
                      after=self.routine.defaults.step_pause)
         self.steps(once, "", short)
@@ -456,9 +472,8 @@ class _Builder:
         for set_no in range(ex.sets):
             if ex.sets > 1 and self.routine.defaults.cues.sets:
                 last = set_no == ex.sets - 1
-                text = self.words.last_set if last else self.words.set.format(
-                    n=set_no + 1, total=ex.sets
-                )
+                text = self.words.last_set if last else fill(self.words.set, n=set_no + 1,
+                                                                total=ex.sets)
                 self.say(Kind.SET, text, after=0.5)
             if set_no and ex.summary and not short and not ex.sides:
                 self.say(Kind.INSTRUCTION, ex.summary, after=self.routine.defaults.step_pause)
@@ -471,9 +486,8 @@ class _Builder:
                     self.follow_up(follow, side, short)
             if set_no < ex.sets - 1:
                 seconds = ex.rest_between_sets or self.routine.defaults.rest_between_sets
-                text = self.words.rest_sets.format(
-                    duration=self.words.duration(seconds * self.options.pace)
-                )
+                text = fill(self.words.rest_sets,
+                            duration=self.words.duration(seconds * self.options.pace))
                 self.timed(Kind.REST, text, self.paced(seconds), [], chimes="rest")
 
     def side(self, ex: Exercise, set_no: int, side_no: int, side: str) -> None:
@@ -481,12 +495,12 @@ class _Builder:
         if not side:
             return
         if side_no:
-            text = self.words.switch_sides.format(side=side)
+            text = fill(self.words.switch_sides, side=side)
             self.timed(Kind.SWITCH_SIDES, text, self.f(self.routine.defaults.transition), [],
                        countdown=False)
         else:
             wording = self.words.side_again if set_no else self.words.side
-            self.say(Kind.SWITCH_SIDES, _sentence(wording.format(side=side)))
+            self.say(Kind.SWITCH_SIDES, _sentence(fill(wording, side=side)))
             if set_no and ex.summary:
                 self.say(Kind.INSTRUCTION, _fill(ex.summary, side),
                          after=self.routine.defaults.step_pause)
@@ -510,7 +524,7 @@ class _Builder:
     def hold(self, ex: Exercise, length: int) -> None:
         d = self.routine.defaults
         wording = self.words.keep_going if ex.moving else self.words.hold
-        text = wording.format(duration=self.words.duration(length / self.options.rate))
+        text = fill(wording, duration=self.words.duration(length / self.options.rate))
         inner: list[_Inner] = []
         if ex.breathing and d.cues.breathing:
             # The first breath waits for the start chime, if there is one.
@@ -545,7 +559,7 @@ class _Builder:
         tempo = self.paced(ex.tempo or self.routine.defaults.tempo)
         for n in range(1, ex.reps + 1):
             template = self.words.last_rep if n == ex.reps and ex.reps > 1 else self.words.rep
-            text = _sentence(template.format(count=self.words.number(n)))
+            text = _sentence(fill(template, count=self.words.number(n)))
             speech = self.measure(text)
             self._append(Kind.REP, text, speech, max(tempo, speech + self.gap))
 
@@ -554,7 +568,7 @@ class _Builder:
         for n in range(1, ex.reps + 1):
             if self.routine.defaults.cues.rep_counts and ex.reps > 1:
                 template = self.words.last_rep if n == ex.reps else self.words.rep
-                self.say(Kind.REP, _sentence(template.format(count=self.words.number(n))), 0)
+                self.say(Kind.REP, _sentence(fill(template, count=self.words.number(n))), 0)
             for phase in ex.each_rep:
                 self.phase(phase, side, later=n > 1)
 

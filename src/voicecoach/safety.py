@@ -103,7 +103,11 @@ def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:
             raise UserError(f"unknown question {key!r}", fix=f"questions: {', '.join(sorted(keys))}")
         if value not in {"yes", "no", "y", "n", "true", "false"}:
             raise UserError(f"answer {pair!r} with yes or no", fix=f"e.g. {key}=no")
-        out[key] = value in {"yes", "y", "true"}
+        answer = value in {"yes", "y", "true"}
+        if out.get(key, answer) != answer:
+            raise UserError(f"{key} is answered both yes and no",
+                            fix=f"give one answer for {key}")
+        out[key] = answer
     return out
 
 

@@ -37,7 +37,6 @@ def write_tags(path: Path, tags: TrackTags) -> None:
         CHAP,
         COMM,
         CTOC,
-        ID3,
         TALB,
         TCON,
         TDRC,
@@ -50,7 +49,7 @@ def write_tags(path: Path, tags: TrackTags) -> None:
         CTOCFlags,
     )
 
-    id3 = ID3()
+    id3 = _time_ordered_id3()
     id3.add(TIT2(encoding=3, text=[tags.title]))
     id3.add(TPE1(encoding=3, text=[tags.artist]))
     id3.add(TALB(encoding=3, text=[tags.album]))
@@ -88,3 +87,26 @@ def write_tags(path: Path, tags: TrackTags) -> None:
         if isinstance(cause, OSError):
             raise os_fault(cause, f"writing tags to {path.name}") from None
         raise Fault(f"cannot write tags to {path.name}: {exc}") from None
+
+
+def _time_ordered_id3():  # type: ignore[no-untyped-def]
+    """An ID3 tag that writes its CHAP frames in time order, after every other frame.
+
+    mutagen sorts frames it has no fixed place for by their size, so chapters came out of time
+    order; ffmpeg lists chapters in file order and an .m4b made from the track then had chapters
+    of zero length."""
+    from mutagen.id3 import ID3
+    from mutagen.id3._tags import save_frame
+
+    class TimeOrderedID3(ID3):  # type: ignore[misc]
+        def _write(self, config):  # type: ignore[no-untyped-def]
+            chapters = sorted(self.getall("CHAP"), key=lambda c: (c.start_time, c.end_time))
+            self.delall("CHAP")
+            try:
+                head = super()._write(config)
+            finally:
+                for chapter in chapters:
+                    self.add(chapter)
+            return head + b"".join(save_frame(c, config=config) for c in chapters)
+
+    return TimeOrderedID3()

@@ -31,6 +31,7 @@ from voicecoach.cli.options import (
     UnderstandOpt,
     VoiceOpt,
     apply_safety,
+    load_routine_file,
     plan_options,
     prepare_with_progress,
     record_session,
@@ -40,7 +41,6 @@ from voicecoach.cli.options import (
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.durations import format_clock
 from voicecoach.errors import UserError
-from voicecoach.loader import load_routine
 
 
 @app.command()
@@ -113,7 +113,7 @@ def export(
     outputs.read("music file", music)
     jobs = []
     for source, dest in sources:
-        loaded = load_routine(source)
+        loaded = load_routine_file(source)
         outputs.read("routine file", source)
         # Frequency limits are for doing, not for making a track to follow another day.
         try:

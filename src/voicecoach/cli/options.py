@@ -195,3 +195,22 @@ def record_session(
         completed=completed, position=position, exercises_done=exercises_done,
         stopped_at=stopped_at, forced=forced, detail=detail,
     ))
+
+
+def load_routine_arg(spec: str):  # type: ignore[no-untyped-def]
+    """The routine a command was given, with its file's warnings (see load_routine_file)."""
+    from voicecoach.library import resolve
+
+    return load_routine_file(resolve(spec))
+
+
+def load_routine_file(path: Path):  # type: ignore[no-untyped-def]
+    """A routine file; what it probably did not mean goes to stderr as PATH:LINE:COL: warning:
+    lines (`voicecoach validate --strict` makes them mistakes)."""
+    from voicecoach.lint import lint
+    from voicecoach.loader import load_routine
+
+    routine = load_routine(path)
+    for warning in lint(path, routine):
+        typer.echo(warning.line(), err=True)
+    return routine

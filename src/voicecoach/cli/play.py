@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
     ChimesOpt,
@@ -32,6 +31,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     prepare_with_progress,
     record_session,
@@ -39,6 +39,7 @@ from voicecoach.cli.options import (
     speech_setup,
 )
 from voicecoach.cli.progress import LazyProgress
+from voicecoach.cues import fill
 from voicecoach.durations import format_clock
 from voicecoach import cancel
 from voicecoach.errors import os_fault
@@ -66,7 +67,7 @@ class Audio(StrEnum):
 @app.command()
 def play(
     routine: RoutineArg,
-    from_: Annotated[str | None, typer.Option("--from", help="Start at this exercise (name or number).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start at this exercise (name or number); the start cue and the cautions are still said first.")] = None,
     only: OnlyOpt = None,
     skip: SkipOpt = None,
     pace: PaceOpt = 1.0,
@@ -96,11 +97,14 @@ def play(
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
     from voicecoach.cli.live_view import watch
-    from voicecoach.player import Player, exercise_start
+    from voicecoach.plan import from_onwards
+    from voicecoach.player import Player
 
     from voicecoach.outputs import OutputPlan
 
-    loaded = library.load(routine)
+    loaded = load_routine_arg(routine)
+    if from_:
+        only, skip = list(from_onwards(loaded, from_, only or (), skip or ())), None
     sound = sound_options(chimes, ticks, music, duck, loudness)
     if events is not None:  # the events file must not replace the routine or the music
         outputs = OutputPlan()
@@ -122,8 +126,7 @@ def play(
         with LazyProgress(quiet=not interactive) as progress:
             prepared = prepare_with_progress(loaded, options, speech, progress, sound)
         try:
-            start = exercise_start(prepared.plan, loaded, from_) if from_ else 0
-            player = Player(prepared, audio=audio.value, start=start)
+            player = Player(prepared, audio=audio.value)
             # Cue lines go to stdout when there is no live view, or when stdout is not the screen.
             lines = sys.stdout if not interactive or not sys.stdout.isatty() else None
             try:
@@ -163,4 +166,4 @@ def _finish(loaded, result: SessionResult, started: float, total: float, verdict
         line += f" in {result.stopped_at}" if result.stopped_at else ""
     if result.paused >= 1:
         line += f" (paused {format_clock(result.paused)})"
-    typer.echo(line + ".", err=True)
+    typer.echo(fill("{line}.", line=line), err=True)

@@ -27,6 +27,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     plan_with_progress,
     sound_options,
@@ -100,7 +101,7 @@ def show(
 
     Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
-    loaded = library.load(routine)
+    loaded = load_routine_arg(routine)
     live = for_ is Session.play
     if lead_in is None:
         lead_in = 0.0 if live else 1.5
@@ -169,15 +170,22 @@ MAX_PROBLEMS = 20
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Routine files to check.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as mistakes (exit 2).")] = False,
 ) -> None:
     """Check routine files; print `ok` for each good one, or every problem as PATH:LINE:COL.
+    Warnings (valid YAML that is probably not what you meant, text the voice cannot read) go to
+    stderr as PATH:LINE:COL: warning: and change the exit code only with --strict.
 
     Example: [bold]voicecoach validate my-routine.yaml[/bold]
     """
+    from voicecoach.lint import lint
+
     failed = False
     for path in files:
         try:
-            build_plan(load_routine(path))
+            routine = load_routine(path)
+            build_plan(routine)
+            warnings = lint(path, routine)
         except RoutineErrors as exc:
             failed = True
             for error in exc.errors[:MAX_PROBLEMS]:
@@ -191,6 +199,11 @@ def validate(
         except UserError as exc:
             failed = True
             typer.echo(exc.line(), err=True)
+            continue
+        for warning in warnings:
+            typer.echo(warning.line(), err=True)
+        if strict and warnings:
+            failed = True
             continue
         typer.echo(f"{path}: ok")
     if failed:

@@ -97,6 +97,8 @@ def history(
             state = "completed"
         else:
             state = f"stopped at {format_clock(s.position)}" + (f" in {s.stopped_at}" if s.stopped_at else "")
+        if not s.counts:
+            state += ", no exercise done (not counted)"
         forced = "  (limits overridden)" if s.forced else ""
         typer.echo(f"{when}  {s.kind:<6}  {s.routine:<24}  {state}{forced}")
     typer.echo(f"\nStreak: {current} day(s) now, longest {longest}.")

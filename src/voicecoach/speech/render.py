@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from voicecoach import cancel
 from voicecoach.cache import ClipCache
+from voicecoach.cues import speakable
 from voicecoach.speech.base import Engine, VoiceSettings, validate_settings
 
 
@@ -27,8 +28,9 @@ def render_clips(
     clips: dict[str, bytes] = {}
     for done, text in enumerate(unique, 1):
         cancel.check()
+        spoken = speakable(text)
         key = ClipCache.key(
-            text,
+            spoken,
             engine=engine.name,
             engine_version=engine.version,
             voice=voice.id,
@@ -37,7 +39,8 @@ def render_clips(
         )
         pcm = cache.get(key) if cache is not None else None
         if pcm is None:
-            pcm = engine.synthesize(text, settings)
+            # Nothing left to say (a cue of emoji alone) is a clip of no length.
+            pcm = engine.synthesize(spoken, settings) if spoken else b""
             if cache is not None:
                 cache.put(key, pcm)
         clips[text] = pcm
