@@ -242,10 +242,15 @@ def eligible(library: Sequence[Entry], request: Request, facts: Facts, language:
         if len(kept) < len(pool) and name in ("the equipment at hand", "the focus"):
             skipped.append((name, len(pool) - len(kept)))
         if not kept:
-            raise Refusal(f"no exercise is left: {name} ruled out the last {len(pool)}",
+            raise Refusal(f"no exercise is left: {name} ruled out the last "
+                          f"{_count(len(pool), 'one')}",
                           fix=_loosen(name))
         pool = kept
     return pool, left_out, skipped
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _loosen(stage: str) -> str:
@@ -358,8 +363,8 @@ def compose(
     if abs(seconds - target) > TOLERANCE * target:
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
         if seconds < target:
-            raise Refusal(f"the {len(pool)} eligible exercises fill at most {most:.0f} minutes, "
-                          f"not {request.minutes:g}", fix="ask for fewer minutes, or add "
+            raise Refusal(f"with {_count(len(pool), 'eligible exercise')}, a session lasts at most "
+                          f"{most:.0f} minutes, not {request.minutes:g}", fix="ask for fewer minutes, or add "
                           "--equipment or widen --focus for more exercises")
         raise Refusal(f"no eligible exercise fits in {request.minutes:g} minutes",
                       fix="ask for more minutes")

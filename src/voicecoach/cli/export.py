@@ -31,6 +31,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     prepare_with_progress,
     record_session,
@@ -89,7 +90,7 @@ def export(
     options = plan_options(only, skip, pace, detail, lead_in)
     export_options = ExportOptions(bitrate=bitrate, transcript=transcript)
     jobs = (
-        [(library.load(routine), output)]
+        [(load_routine_arg(routine, speech), output)]
         if routine is not None
         else [(load_routine(path), None) for path in library.bundled().values()]
     )

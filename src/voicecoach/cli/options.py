@@ -14,7 +14,21 @@ from voicecoach.plan import PlanOptions, build_plan
 if TYPE_CHECKING:
     from voicecoach.sound import SoundOptions
 
-RoutineArg = Annotated[str, typer.Argument(help="A bundled routine id (see `list`) or a path.")]
+RoutineArg = Annotated[str, typer.Argument(help="A bundled routine id (see `list`), a path, or `today` (a session made from the library with the settings of your last `make`).")]
+TODAY = "today"
+
+
+def load_routine_arg(spec: str, speech):  # type: ignore[no-untyped-def]
+    """A routine argument: `today` makes today's session (unless a file of that name is here),
+    timed with the same voice the command will speak it in."""
+    from voicecoach import library
+
+    if spec == TODAY and not Path(spec).exists():
+        from voicecoach import today
+
+        _, path = today.today_session(today.speech_measure(*speech))
+        return library.load(str(path))
+    return library.load(spec)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Only this exercise (name or number); repeat for more.")]
 SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="Leave out this exercise; repeat for more.")]

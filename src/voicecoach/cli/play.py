@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicecoach import library
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
     ChimesOpt,
@@ -32,6 +31,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     prepare_with_progress,
     record_session,
@@ -97,9 +97,9 @@ def play(
     from voicecoach.cli.live_view import watch
     from voicecoach.player import Player, exercise_start
 
-    loaded = library.load(routine)
     sound = sound_options(chimes, ticks, music, duck, loudness)
     speech = speech_setup(engine, voice, rate, volume, no_cache)
+    loaded = load_routine_arg(routine, speech)
     options, verdict = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
                                     detail=detail, apply_limits=True, force=force,
                                     i_understand=i_understand)

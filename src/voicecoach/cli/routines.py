@@ -27,6 +27,7 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
+    load_routine_arg,
     plan_options,
     plan_with_progress,
     sound_options,
@@ -100,7 +101,8 @@ def show(
 
     Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
-    loaded = library.load(routine)
+    speech = speech_setup(engine, voice, rate, volume, False)
+    loaded = load_routine_arg(routine, speech)
     live = for_ is Session.play
     if lead_in is None:
         lead_in = 0.0 if live else 1.5
@@ -111,8 +113,7 @@ def show(
     if estimate:
         plan = build_plan(loaded, sound.plan_options(options))
     else:
-        plan = plan_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False),
-                                  sound=sound)
+        plan = plan_with_progress(loaded, options, speech, sound=sound)
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
         return
