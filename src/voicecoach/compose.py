@@ -274,14 +274,15 @@ def _recency(e: Entry, facts: Facts, day: _dt.date) -> int:
     return 2 if last >= start - 86400 else 1
 
 
-def _order(pool: Sequence[Entry], request: Request, facts: Facts) -> list[Entry]:
-    """Candidates, fresh ones first; within a tier, a weighted shuffle seeded by the request."""
+def _order(pool: Sequence[Entry], request: Request, facts: Facts) -> list[tuple[int, Entry]]:
+    """(recency tier, candidate), fresh ones first; within a tier, a weighted shuffle seeded by
+    the request."""
     rng = random.Random(request.seed())
     keyed = []
     for e in sorted(pool, key=lambda e: e.key):
         weight = FAVOURED if facts.ratings.get(e.key, 0) > 0 else 1.0
         keyed.append((_recency(e, facts, request.day), -(rng.random() ** (1.0 / weight)), e.key, e))
-    return [e for *_, e in sorted(keyed, key=lambda k: k[:3])]
+    return [(k[0], k[3]) for k in sorted(keyed, key=lambda k: k[:3])]
 
 
 def arrange(chosen: Sequence[Entry]) -> list[Entry] | None:
@@ -314,14 +315,18 @@ class _Timer:
 
     def __init__(self, request: Request, measure: Measure, options: PlanOptions) -> None:
         self.request, self.measure, self.options = request, measure, options
+        self._known: dict[tuple[tuple[str, ...], Fit], float] = {}
 
     def routine(self, chosen: Sequence[Entry], fit: Fit) -> tuple[dict[str, Any], Routine]:
         data = session_data(self.request, chosen, fit)
         return data, Routine.model_validate({**data, "id": "today"})
 
     def seconds(self, chosen: Sequence[Entry], fit: Fit | None = None) -> float:
-        _, routine = self.routine(chosen, fit or Fit())
-        return build_plan(routine, self.options, self.measure).duration
+        key = (tuple(e.key for e in chosen), fit or Fit())
+        if key not in self._known:
+            _, routine = self.routine(chosen, key[1])
+            self._known[key] = build_plan(routine, self.options, self.measure).duration
+        return self._known[key]
 
 
 @dataclass(frozen=True)
@@ -353,13 +358,11 @@ def compose(
     pool, left_out, skipped = eligible(library, request, facts, language)
     timer = _Timer(request, measure, options)
     target = request.minutes * 60
-    chosen = _fill(_order(pool, request, facts), timer, target)
+    chosen, fit, seconds = _choose(_order(pool, request, facts), timer, target)
     if not chosen:
         shortest = min(timer.seconds([e], SHORTEST) for e in pool)
         raise Refusal(f"nothing fits in {request.minutes:g} minutes: the shortest eligible "
                       f"exercise takes {shortest / 60:.1f} minutes", fix="ask for more minutes")
-    fit = _fit(chosen, timer, target)
-    seconds = timer.seconds(chosen, fit)
     if abs(seconds - target) > TOLERANCE * target:
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
         if seconds < target:
@@ -372,6 +375,23 @@ def compose(
     plan = build_plan(routine, options, measure)
     return Composition(routine, routine_text(data, request), plan, tuple(left_out),
                        tuple(skipped), len(pool))
+
+
+def _choose(ordered: Sequence[tuple[int, Entry]], timer: _Timer, target: float
+            ) -> tuple[list[Entry], Fit, float]:
+    """Fresh exercises first: moves done lately join only when the fresh ones cannot make a
+    session of the asked length (scaling included)."""
+    chosen: list[Entry] = []
+    fit, seconds = Fit(), 0.0
+    for tier in range(3):
+        chosen = _fill([e for t, e in ordered if t <= tier], timer, target)
+        if not chosen:
+            continue
+        fit = _fit(chosen, timer, target)
+        seconds = timer.seconds(chosen, fit)
+        if abs(seconds - target) <= TOLERANCE * target:
+            break
+    return chosen, fit, seconds
 
 
 def _fill(candidates: Sequence[Entry], timer: _Timer, target: float) -> list[Entry]:
@@ -417,7 +437,7 @@ def _fit(chosen: Sequence[Entry], timer: _Timer, target: float) -> Fit:
         extra = lo
     lo_s, hi_s = SCALE_MIN, SCALE_MAX
     best = (abs(timer.seconds(chosen, Fit(1.0, extra)) - target), 1.0)
-    for _ in range(10):
+    for _ in range(8):
         mid_s = math.sqrt(lo_s * hi_s)
         got = timer.seconds(chosen, Fit(mid_s, extra))
         best = min(best, (abs(got - target), mid_s))
