@@ -525,7 +525,9 @@ def _exercise_data(e: Entry, scale: float, extra_sets: int) -> dict[str, Any]:
 
 
 def _scaled_hold(hold: float, scale: float) -> float:
-    value = max(HOLD_STEP, round(hold * scale / HOLD_STEP) * HOLD_STEP)
+    # Whole seconds for short holds (a 10 s hold repeated eight times needs the finer steps).
+    step = HOLD_STEP if hold >= 4 * HOLD_STEP else 1.0
+    value = max(step, round(hold * scale / step) * step)
     return min(max(value, min(hold, hold * SCALE_MIN)), hold * SCALE_MAX)
 
 
