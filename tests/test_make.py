@@ -14,8 +14,8 @@ from helpers import decoded
 
 from voicecoach import compose, today
 from voicecoach.cache import ClipCache
-from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.compose import AFTER, BEFORE, Refusal, Request
+from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.history import History, SessionRecord
 from voicecoach.library import bundled
 from voicecoach.loader import load_routine

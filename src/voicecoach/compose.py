@@ -33,6 +33,9 @@ HOLD_STEP = 5.0
 REST_MIN, REST_DEFAULT, REST_MAX = 8.0, 12.0, 25.0
 #: Days before the planned one whose exercises are avoided when alternatives exist.
 VARIETY_DAYS = 2
+#: Recent exercises stay out while the fresh ones fill the session with holds at most this
+#: much longer than the articles' and no added sets.
+MODEST = 1.5
 FAVOURED = 3.0
 WHOLE_BACK = ("whole back", "whole", "back", "all")
 DEFAULT_EQUIPMENT = ("mat",)
@@ -379,8 +382,9 @@ def compose(
 
 def _choose(ordered: Sequence[tuple[int, Entry]], timer: _Timer, target: float
             ) -> tuple[list[Entry], Fit, float]:
-    """Fresh exercises first: moves done lately join only when the fresh ones cannot make a
-    session of the asked length (scaling included)."""
+    """Fresh exercises first. Those done two days ago join when the fresh ones cannot make a
+    session of the asked length without stretching each one far (added sets, holds past
+    MODEST); those done yesterday only when nothing else can make it at all."""
     chosen: list[Entry] = []
     fit, seconds = Fit(), 0.0
     for tier in range(3):
@@ -389,7 +393,8 @@ def _choose(ordered: Sequence[tuple[int, Entry]], timer: _Timer, target: float
             continue
         fit = _fit(chosen, timer, target)
         seconds = timer.seconds(chosen, fit)
-        if abs(seconds - target) <= TOLERANCE * target:
+        modest = tier > 0 or (fit.extra == 0 and fit.scale <= MODEST)
+        if abs(seconds - target) <= TOLERANCE * target and modest:
             break
     return chosen, fit, seconds
 
