@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import decoded
+
 from voicecoach.ffmpeg import SAMPLE_RATE
 
 ROUTINE = "title: Tiny\nexercises:\n  - name: Reach\n    hold: 1s\n"

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS exercises_done (
 );
 CREATE INDEX IF NOT EXISTS exercises_done_by_name ON exercises_done (routine, exercise, done_at);
 CREATE INDEX IF NOT EXISTS sessions_by_routine ON sessions (routine, started);
+CREATE TABLE IF NOT EXISTS ratings (
+    exercise TEXT PRIMARY KEY,
+    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+    rated_at REAL NOT NULL
+);
 """
 
 
@@ -234,6 +239,27 @@ class History:
             (routine, exercise, since),
         )
         return [r[0] for r in rows]
+
+    def done_since(self, since: float) -> list[tuple[str, float]]:
+        """(exercise, done_at) of every exercise done in any routine since `since`."""
+        rows = self._rows("SELECT exercise, done_at FROM exercises_done WHERE done_at >= ?"
+                          " ORDER BY done_at", (since,))
+        return [(r[0], r[1]) for r in rows]
+
+    def rate(self, exercise: str, rating: int | None) -> None:
+        """Store a thumbs up (1) or down (-1) for an exercise key; None clears it."""
+        conn = self._connect()
+        try:
+            with _transaction(conn):
+                conn.execute("DELETE FROM ratings WHERE exercise = ?", (exercise,))
+                if rating is not None:
+                    conn.execute("INSERT INTO ratings (exercise, rating, rated_at) VALUES (?, ?, ?)",
+                                 (exercise, rating, time.time()))
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+
+    def ratings(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self._rows("SELECT exercise, rating FROM ratings")}
 
     def active_days(self) -> list[_dt.date]:
         """Local dates with at least one live session that reached its end, an exercise done."""

@@ -126,6 +126,33 @@ class Limits(Strict):
     note: Text | None = Field(None, description="The limit in words, spoken before the exercise.")
 
 
+class Area(str, Enum):
+    """The parts of the back (and around it) an exercise works; `make --focus` picks by these."""
+
+    neck = "neck"
+    shoulders = "shoulders"
+    upper_back = "upper back"
+    mid_back = "mid back"
+    lower_back = "lower back"
+    hips = "hips"
+
+
+class Role(str, Enum):
+    """Where an exercise belongs in a session: made sessions are ordered by role."""
+
+    warm_up = "warm-up"
+    stretch = "stretch"
+    mobilisation = "mobilisation"
+    self_manipulation = "self-manipulation"
+    cool_down = "cool-down"
+
+
+class Level(str, Enum):
+    beginner = "beginner"
+    intermediate = "intermediate"
+    advanced = "advanced"
+
+
 class Exercise(Strict):
     """One exercise: set-up, then a hold or counted reps, per side and set, then follow-ups."""
 
@@ -167,6 +194,27 @@ class Exercise(Strict):
         description="Follow-up steps after the hold or reps: text, or {say, hold, short}.",
     )
     limits: Limits | None = None
+    areas: list[Area] | None = Field(
+        None, max_length=6,
+        description="Body areas it works (default: the routine's areas that are in this list).",
+    )
+    role: Role | None = Field(
+        None, description="Its place in a session (default: self-manipulation for manipulation "
+        "moves, otherwise stretch).",
+    )
+    equipment: list[Tag] | None = Field(
+        None, max_length=10,
+        description="What it needs at hand; [] for nothing (default: the routine's equipment).",
+    )
+    level: Level | None = Field(
+        None, description="How demanding it is (default: intermediate for manipulation moves, "
+        "otherwise beginner).",
+    )
+    max_reps: int | None = Field(
+        None, ge=1, le=500, strict=True,
+        description="A cap on repetitions the source sets (\"three times at most\"): a made "
+        "session never scales reps past it.",
+    )
 
     @field_validator("setup", "then", mode="before")
     @classmethod
@@ -196,6 +244,11 @@ class Exercise(Strict):
             raise ValueError("hold with reps is ambiguous: put the hold in each_rep")
         if self.hold is None and self.reps is None and not self.setup and not self.then:
             raise ValueError("an exercise needs a hold, reps, set-up steps or follow-ups")
+        if (self.role is Role.self_manipulation) != self.manipulation and self.role is not None:
+            raise ValueError("role self-manipulation goes with manipulation: true, and only "
+                             "with it: make the two agree")
+        if self.max_reps is not None and (self.reps is None or self.reps > self.max_reps):
+            raise ValueError("max_reps caps reps: give reps no larger than max_reps")
         if self.rest_between_sets is not None and self.sets == 1:
             raise ValueError("rest_between_sets needs sets of 2 or more")
         if "{side}" in _all_text(self) and not self.sides:

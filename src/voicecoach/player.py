@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from voicecoach import cancel
 from voicecoach.errors import Fault, UserError, VoicecoachError
-from voicecoach.sound import CEILING_DB
 from voicecoach.plan import MIN_GAP, Event, Kind, Plan
+from voicecoach.sound import CEILING_DB
 
 if TYPE_CHECKING:
     from voicecoach.model import Routine

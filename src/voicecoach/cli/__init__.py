@@ -14,6 +14,7 @@ import typer
 from voicecoach.cli import routines as _routines  # noqa: F401
 from voicecoach.cli import export as _export  # noqa: F401
 from voicecoach.cli import play as _play  # noqa: F401
+from voicecoach.cli import make as _make  # noqa: F401
 from voicecoach.cli import safety as _safety  # noqa: F401
 # isort: on
 from voicecoach import cancel

@@ -35,6 +35,7 @@ from voicecoach.cli.options import (
     plan_options,
     prepare_with_progress,
     record_session,
+    routine_path_arg,
     sound_options,
     speech_setup,
 )
@@ -104,7 +105,7 @@ def export(
     options = plan_options(only, skip, pace, detail, lead_in)
     export_options = ExportOptions(bitrate=bitrate, transcript=transcript, volume=volume)
     sources = (
-        [(library.resolve(routine), output)]
+        [(routine_path_arg(routine, speech), output)]
         if routine is not None
         else [(path, None) for path in library.bundled().values()]
     )

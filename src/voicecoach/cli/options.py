@@ -14,7 +14,22 @@ from voicecoach.plan import PlanOptions, build_plan
 if TYPE_CHECKING:
     from voicecoach.sound import SoundOptions
 
-RoutineArg = Annotated[str, typer.Argument(help="A bundled routine id (see `list`) or a path.")]
+RoutineArg = Annotated[str, typer.Argument(help="A bundled routine id (see `list`), a path, or `today` (a session made from the library with the settings of your last `make`).")]
+TODAY = "today"
+
+
+def routine_path_arg(spec: str, speech) -> Path:  # type: ignore[no-untyped-def]
+    """A routine argument's file: `today` makes today's session (unless a file of that name is
+    here), timed with the same voice the command will speak it in."""
+    from voicecoach import library
+
+    if spec == TODAY and not Path(spec).exists():
+        from voicecoach import today
+
+        _, path = today.today_session(today.speech_measure(*speech))
+        return path
+    return library.resolve(spec)
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Only this exercise (name or number); repeat for more.")]
 SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="Leave out this exercise; repeat for more.")]
@@ -197,11 +212,9 @@ def record_session(
     ))
 
 
-def load_routine_arg(spec: str):  # type: ignore[no-untyped-def]
+def load_routine_arg(spec: str, speech):  # type: ignore[no-untyped-def]
     """The routine a command was given, with its file's warnings (see load_routine_file)."""
-    from voicecoach.library import resolve
-
-    return load_routine_file(resolve(spec))
+    return load_routine_file(routine_path_arg(spec, speech))
 
 
 def load_routine_file(path: Path):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicecoach import cancel
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
     ChimesOpt,
@@ -31,17 +32,17 @@ from voicecoach.cli.options import (
     VoiceOpt,
     VolumeOpt,
     apply_safety,
-    load_routine_arg,
+    load_routine_file,
     plan_options,
     prepare_with_progress,
     record_session,
+    routine_path_arg,
     sound_options,
     speech_setup,
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.cues import fill
 from voicecoach.durations import format_clock
-from voicecoach import cancel
 from voicecoach.errors import os_fault
 
 if TYPE_CHECKING:
@@ -97,22 +98,22 @@ def play(
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
     from voicecoach.cli.live_view import watch
+    from voicecoach.outputs import OutputPlan
     from voicecoach.plan import from_onwards
     from voicecoach.player import Player
 
-    from voicecoach.outputs import OutputPlan
-
-    loaded = load_routine_arg(routine)
-    if from_:
-        only, skip = list(from_onwards(loaded, from_, only or (), skip or ())), None
     sound = sound_options(chimes, ticks, music, duck, loudness)
+    speech = speech_setup(engine, voice, rate, volume, no_cache)
+    source = routine_path_arg(routine, speech)
     if events is not None:  # the events file must not replace the routine or the music
         outputs = OutputPlan()
-        outputs.read("routine file", library.resolve(routine))
+        outputs.read("routine file", source)
         outputs.read("music file", music)
         outputs.write("events file", events)
         outputs.check()
-    speech = speech_setup(engine, voice, rate, volume, no_cache)
+    loaded = load_routine_file(source)
+    if from_:
+        only, skip = list(from_onwards(loaded, from_, only or (), skip or ())), None
     options, verdict = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
                                     detail=detail, apply_limits=True, force=force,
                                     i_understand=i_understand)

@@ -101,7 +101,8 @@ def show(
 
     Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
-    loaded = load_routine_arg(routine)
+    speech = speech_setup(engine, voice, rate, volume, False)
+    loaded = load_routine_arg(routine, speech)
     live = for_ is Session.play
     if lead_in is None:
         lead_in = 0.0 if live else 1.5
@@ -112,11 +113,10 @@ def show(
     if estimate:
         from voicecoach.session import check_speech
 
-        check_speech(*speech_setup(engine, voice, rate, volume, False)[:2])
+        check_speech(*speech[:2])
         plan = build_plan(loaded, sound.plan_options(options))
     else:
-        plan = plan_with_progress(loaded, options, speech_setup(engine, voice, rate, volume, False),
-                                  sound=sound)
+        plan = plan_with_progress(loaded, options, speech, sound=sound)
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
         return

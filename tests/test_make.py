@@ -1,0 +1,311 @@
+"""Made sessions: real speech times them, real SQLite history steers them, the real loader reads them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from helpers import decoded
+from voicecoach import compose, today
+from voicecoach.cache import ClipCache
+from voicecoach.compose import AFTER, BEFORE, Refusal, Request
+from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.history import History, SessionRecord
+from voicecoach.library import bundled
+from voicecoach.loader import load_routine
+from voicecoach.model import Area, Role
+from voicecoach.names import slug
+from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.safety import QUESTIONS, Screening
+from voicecoach.speech import VoiceSettings, get_engine
+
+GEAR = ["mat", "foam roller", "chair", "bed", "tennis ball", "wall", "towel"]
+AREAS = [a.value for a in Area]
+NOON = dt.time(12)
+
+
+@pytest.fixture(scope="module")
+def measure():  # type: ignore[no-untyped-def]
+    # The run's private cache (conftest) is shared by every test, so each cue is spoken once.
+    return today.speech_measure(get_engine(None), VoiceSettings(), ClipCache())
+
+
+@pytest.fixture(scope="module")
+def library():  # type: ignore[no-untyped-def]
+    return {e.key: e for e in today.library()}
+
+
+def _at(day: dt.date, time: dt.time = NOON) -> float:
+    return dt.datetime.combine(day, time).timestamp()
+
+
+def _screening(rules_out: bool) -> Screening:
+    return Screening({q.key: rules_out and i == 0 for i, q in enumerate(QUESTIONS)}, "x")
+
+
+def _record(history: History, day: dt.date, names: list[str], routine: str = "today",
+            time: dt.time = NOON) -> None:
+    when = _at(day, time)
+    history.record(SessionRecord(routine, routine, "live", when - 600, when, True, 600.0,
+                                 tuple(names)))
+
+
+def _seed() -> int:
+    return int(os.environ.get("VOICECOACH_TEST_SEED") or random.randrange(2**32))
+
+
+# -- the property ---------------------------------------------------------------------------
+
+def _random_case(rng: random.Random, folder: Path, library) -> tuple[Request, History, Screening, float]:  # type: ignore[no-untyped-def]
+    day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(700))
+    minutes = rng.choice([rng.randint(2, 15), rng.randint(2, 90), rng.choice([1, 1.5, 91, 2, 90])])
+    focus = tuple(rng.sample(AREAS, rng.choice([0, 0, 1, 1, 2])))
+    equipment = tuple(rng.sample(GEAR, rng.randint(0, 4)))
+    if rng.random() < 0.5:
+        equipment += ("mat",)
+    request = Request(minutes, day, focus, equipment or ("none",), rng.random() < 0.2,
+                      rng.random() < 0.3)
+    history = History(folder)
+    names = [e.exercise.name for e in library.values()]
+    for _ in range(rng.randint(0, 6)):
+        back = dt.timedelta(days=rng.randint(0, 3))
+        when = dt.time(rng.randint(0, 23), rng.randint(0, 59))
+        routine = rng.choice([*bundled(), "today"])
+        _record(history, day - back, rng.sample(names, rng.randint(1, 5)), routine, when)
+    for name in rng.sample(names, rng.randint(0, 4)):
+        history.rate(slug(name), rng.choice([1, -1]))
+    now = _at(day, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
+    return request, history, _screening(rng.random() < 0.4), now
+
+
+def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # type: ignore[no-untyped-def]
+    request, history, screening, now = _random_case(rng, folder, library)
+    try:
+        made = today.make(request, measure, history=history, screening=screening, now=now)
+    except Refusal as exc:
+        assert exc.line().strip() and "\n" not in exc.line(), exc.line()
+        assert not compose.MIN_MINUTES <= request.minutes <= compose.MAX_MINUTES or any(
+            word in exc.message for word in ("no exercise is left", "at most", "fits")), exc.line()
+        return "refused"
+    path = folder / "made.yaml"
+    today.write(made, path)
+    assert path.read_text(encoding="utf-8").startswith(compose.MODELINE)
+    routine = load_routine(path)  # the real loader, from the written file
+    seconds = build_plan(routine, PlanOptions(), measure).duration
+    target = request.minutes * 60
+    assert abs(seconds - target) <= 0.10 * target, (seconds, target)
+    keys = [slug(ex.name) for ex in routine.exercises]
+    assert len(keys) == len(set(keys)), keys
+    ratings = history.ratings()
+    done = history.done_since(now - 2 * 86400)
+    focus = set(request.focus) - {"whole back"}
+    for ex in routine.exercises:
+        entry = library[slug(ex.name)]
+        assert ratings.get(entry.key, 0) >= 0, ex.name
+        assert set(ex.equipment or ()) <= set(request.equipment), (ex.name, request.equipment)
+        assert not focus or {a.value for a in ex.areas or ()} & focus, (ex.name, focus)
+        if ex.manipulation:
+            assert not request.gentle and (request.i_understand or not screening.rules_out_manipulation)
+        _assert_limits_kept(entry.exercise, done, now, request.day)
+        _assert_scaled_sensibly(entry.exercise, ex)
+    roles = [ex.role for ex in routine.exercises]
+    for i, role in enumerate(roles):
+        if role is Role.self_manipulation:
+            assert any(r in BEFORE for r in roles[:i]), roles
+            assert any(r in AFTER for r in roles[i + 1:]), roles
+    return "made"
+
+
+def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type: ignore[no-untyped-def]
+    if source.limits is None:
+        return
+    times = [t for name, t in done if slug(name) == slug(source.name) and t <= now]
+    if source.limits.wait:
+        assert not any(now - t < source.limits.wait for t in times), source.name
+    if source.limits.max_per_day:
+        start = _at(day, dt.time())
+        assert sum(start <= t < start + 86400 for t in times) < source.limits.max_per_day
+
+
+def _assert_scaled_sensibly(source, made) -> None:  # type: ignore[no-untyped-def]
+    if source.manipulation or source.limits:
+        assert (made.hold, made.reps, made.sets) == (source.hold, source.reps, source.sets)
+    if source.hold and made.hold:
+        assert min(source.hold, 5.0) <= made.hold <= 2 * source.hold, (source.name, made.hold)
+    if source.reps and made.reps:
+        assert source.reps / 2 <= made.reps <= 2 * source.reps, (source.name, made.reps)
+        assert made.reps <= (source.max_reps or made.reps), source.name
+    assert made.sets <= max(source.sets, compose.MAX_SETS)
+
+
+def _property(n: int, tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
+    seed = _seed()
+    rng = random.Random(seed)
+    outcomes = []
+    for i in range(n):
+        folder = tmp_path / f"case{i}"
+        try:
+            outcomes.append(_check_one(rng, folder, library, measure))
+        except AssertionError as exc:
+            raise AssertionError(f"request {i} failed with VOICECOACH_TEST_SEED={seed}: {exc}") from None
+    assert outcomes.count("made") >= n // 3, (outcomes, seed)
+
+
+def test_random_requests_make_valid_sessions_or_say_why(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
+    _property(20, tmp_path, library, measure)
+
+
+@pytest.mark.slow
+def test_two_hundred_random_requests(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
+    _property(200, tmp_path, library, measure)
+
+
+# -- variety, determinism, taste ------------------------------------------------------------
+
+def _week(tmp_path: Path, measure, screening: Screening, days: int = 7):  # type: ignore[no-untyped-def]
+    history = History(tmp_path / "week")
+    start = dt.date(2025, 3, 3)
+    sessions, pools = [], set()
+    for i in range(days):
+        day = start + dt.timedelta(days=i)
+        made = today.make(Request(10, day), measure, history=history, screening=screening,
+                          now=_at(day, dt.time(7)))
+        names = [ex.name for ex in made.routine.exercises]
+        _record(history, day, names)
+        sessions.append(names)
+        pools.add(made.pool)
+    return sessions, pools.pop()
+
+
+@pytest.mark.parametrize("rules_out", [False, True], ids=["unscreened", "screened-out"])
+def test_a_week_of_ten_minute_sessions_varies(tmp_path: Path, measure, rules_out: bool) -> None:  # type: ignore[no-untyped-def]
+    sessions, pool = _week(tmp_path, measure, _screening(rules_out))
+    distinct = {n for names in sessions for n in names}
+    assert len(distinct) >= min(15, pool), (len(distinct), pool, sessions)
+    for yesterday, day in zip(sessions, sessions[1:], strict=False):
+        assert not set(yesterday) & set(day), (yesterday, day)
+
+
+def test_same_inputs_same_session_another_day_another(tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
+    history = History(tmp_path)
+    day = dt.date(2025, 5, 5)
+    one, two = (today.make(Request(12, day), measure, history=history, screening=Screening(),
+                           now=_at(day)) for _ in range(2))
+    assert one.text == two.text
+    other = today.make(Request(12, day + dt.timedelta(days=1)), measure, history=history,
+                       screening=Screening(), now=_at(day))
+    assert [e.name for e in other.routine.exercises] != [e.name for e in one.routine.exercises]
+
+
+def test_down_is_never_chosen_and_up_is_favoured(tmp_path: Path, measure, library) -> None:  # type: ignore[no-untyped-def]
+    days = [dt.date(2025, 7, 1) + dt.timedelta(days=i) for i in range(8)]
+
+    def count(history: History, name: str) -> int:
+        return sum(name in [e.name for e in today.make(Request(6, d), measure, history=history,
+                                                       screening=Screening(), now=_at(d)).routine.exercises]
+                   for d in days)
+
+    plain = History(tmp_path / "plain")
+    neutral = {name: count(plain, name) for name in ("Neck tilts", "Knees to chest")}
+    rated = History(tmp_path / "rated")
+    today.rate("neck tilts", "up", rated)
+    today.rate("Knees to chest", "down", rated)
+    assert count(rated, "Knees to chest") == 0 < neutral["Knees to chest"]
+    assert count(rated, "Neck tilts") > neutral["Neck tilts"]
+    today.rate("knees-to-chest", "clear", rated)
+    assert slug("Knees to chest") not in rated.ratings()
+
+
+def test_limits_are_judged_on_the_planned_day_across_routines(tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
+    history = History(tmp_path)
+    day = dt.date(2025, 8, 8)
+    # Twice today in the article's own routine: its daily count (2) is reached.
+    for hour in (7, 9):
+        _record(history, day, ["Standing spine rotation"], "crack-your-back-alone", dt.time(hour))
+    made = today.make(Request(10, day, equipment=("none",)), measure, history=history,
+                      screening=Screening(), now=_at(day, dt.time(18)))
+    assert "Standing spine rotation" not in [e.name for e in made.routine.exercises]
+    assert any(name == "Standing spine rotation" and "twice" in why for name, why in made.left_out)
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"VOICECOACH_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--minutes", "1"], "--minutes 1 is out of range (ask for 2 to 90 minutes)"),
+    (["--focus", "lowr back"], "unknown area 'lowr back' (did you mean lower back"),
+    (["--equipment", "foam-rollr"], "unknown equipment 'foam-rollr' (did you mean foam roller"),
+    (["--equipment", "none", "--focus", "hips"], "no exercise is left: the focus ruled out"),
+    (["--equipment", "chair", "--gentle", "--focus", "neck", "--minutes", "30"],
+     "a session lasts at most"),
+    (["--date", "2025-02-30"], "--date '2025-02-30' is not a date"),
+])
+def test_refusals_are_one_line_and_exit_2(run_cli, tmp_path: Path, args: list[str], says: str) -> None:  # type: ignore[no-untyped-def]
+    done = run_cli("make", *args, env=_env(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not list(tmp_path.glob("session-*.yaml"))
+
+
+def test_make_writes_a_routine_and_the_next_day_reacts_to_history(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    first = run_cli("make", "--minutes", "8", "--date", "2025-09-01", "-o", "a.yaml", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Wrote a.yaml: Session for Monday 1 September")
+    made = load_routine(tmp_path / "a.yaml")
+    assert run_cli("validate", "a.yaml", env=env).returncode == 0
+    again = run_cli("make", "--minutes", "8", "--date", "2025-09-01", "-o", "a.yaml", env=env)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    # Done (as `play` records it), then tomorrow's session avoids it.
+    _record(History(tmp_path / "data"), dt.date(2025, 9, 1), [e.name for e in made.exercises])
+    second = run_cli("make", "--minutes", "8", "--date", "2025-09-02", "-o", "b.yaml", env=env)
+    assert second.returncode == 0, second.stderr
+    tomorrow = load_routine(tmp_path / "b.yaml")
+    assert not {e.name for e in made.exercises} & {e.name for e in tomorrow.exercises}
+
+
+def test_make_never_overwrites_a_file_it_did_not_write(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("title: mine\n", encoding="utf-8")
+    done = run_cli("make", "-o", "mine.yaml", env=_env(tmp_path))
+    assert done.returncode == 2 and "was not made by `voicecoach make`" in done.stderr
+    assert mine.read_text(encoding="utf-8") == "title: mine\n"
+
+
+def test_export_today_from_a_fresh_data_dir(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    shown = run_cli("show", "today", "--json", env=env)  # no `make` yet: 10 minutes, mat
+    assert shown.returncode == 0, shown.stderr
+    assert abs(json.loads(shown.stdout)["duration"] - 600) <= 60
+    assert run_cli("make", "--minutes", "3", "-o", "m.yaml", env=env).returncode == 0
+    done = run_cli("export", "today", "-o", "today.mp3", "--quiet", env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seconds = len(decoded(tmp_path / "today.mp3")) / SAMPLE_RATE
+    assert abs(seconds - 180) <= 18, seconds  # the stored settings of the last make
+    rows = sqlite3.connect(tmp_path / "data" / "history.sqlite3").execute(
+        "SELECT routine, kind FROM sessions").fetchall()
+    assert rows == [("today", "export")]
+
+
+@pytest.mark.slow
+def test_play_today_lands_in_history_and_tomorrow_reacts(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    assert run_cli("make", "--minutes", "2", env=env).returncode == 0
+    played = run_cli("play", "today", "--audio", "none", env=env, timeout=400)
+    assert played.returncode == 0, played.stderr
+    done = History(tmp_path / "data").done_since(0)
+    assert done and {when for _, when in done}
+    names = {name for name, _ in done}
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    nxt = run_cli("make", "--minutes", "2", "--date", tomorrow, "-o", "next.yaml", env=env)
+    assert nxt.returncode == 0, nxt.stderr
+    assert not names & {e.name for e in load_routine(tmp_path / "next.yaml").exercises}
