@@ -37,7 +37,9 @@ from voicecoach.player import (
     sections,
 )
 
-TOL = 3 * PERIOD_MS / 1000
+#: Onsets are stamped by the audio thread on the wall clock: three device periods, and as much
+#: again for a callback that runs late on a loaded 2-core machine (31 ms was seen there).
+TOL = 6 * PERIOD_MS / 1000
 RATE = 22050
 FADE = RATE * FADE_MS // 1000
 
@@ -106,6 +108,7 @@ def section_start(prepared, n: int) -> int:  # type: ignore[no-untyped-def]
 # --- timing -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real-time playback
 def test_a_pause_shifts_the_rest_of_the_timeline_by_its_length(prepared) -> None:  # type: ignore[no-untyped-def]
     start = section_start(prepared, 1)
     taken: list[bytes] = []
@@ -143,6 +146,7 @@ def test_a_pause_shifts_the_rest_of_the_timeline_by_its_length(prepared) -> None
     assert any(ref[cut - FADE : cut]), "the pause should cut into speech"
 
 
+@pytest.mark.slow  # real-time playback
 def test_skip_lands_on_the_next_exercise_and_back_restarts_it(prepared) -> None:  # type: ignore[no-untyped-def]
     plan, parts = prepared.plan, sections(prepared.plan)
     first_cue = {s.start: next(i for i, e in enumerate(plan.events) if e.start == s.start)
@@ -187,6 +191,7 @@ def test_skip_lands_on_the_next_exercise_and_back_restarts_it(prepared) -> None:
     assert clip in b"".join(taken)
 
 
+@pytest.mark.slow  # real-time playback
 def test_repeat_inserts_the_last_cue_without_overlap(prepared) -> None:  # type: ignore[no-untyped-def]
     plan = prepared.plan
     start = section_start(prepared, 1)
@@ -217,6 +222,7 @@ def test_repeat_inserts_the_last_cue_without_overlap(prepared) -> None:  # type:
     assert abs((rest.actual - hold.actual) - (rest.planned - hold.planned + inserted_hold)) <= TOL
 
 
+@pytest.mark.slow  # real-time playback
 def test_volume_scales_the_samples_and_never_clips(prepared) -> None:  # type: ignore[no-untyped-def]
     start = section_start(prepared, 1)
     taken: list[bytes] = []
@@ -273,6 +279,7 @@ class SlowStream:
             yield chunk
 
 
+@pytest.mark.slow  # real-time playback
 def test_a_slow_stream_is_read_ahead_and_a_seek_waits_for_it(prepared) -> None:  # type: ignore[no-untyped-def]
     start = section_start(prepared, 1)
     player = Player(SlowStream(prepared), audio="none", start=start)  # type: ignore[arg-type]
@@ -304,6 +311,7 @@ def test_scale_ramps_and_clamps() -> None:
     assert scale(pcm, 1.0, 1.0) == pcm
 
 
+@pytest.mark.slow  # real-time playback
 def test_stop_leaves_no_thread_behind(prepared) -> None:  # type: ignore[no-untyped-def]
     def os_threads() -> int:
         return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
@@ -333,6 +341,7 @@ def test_stop_leaves_no_thread_behind(prepared) -> None:  # type: ignore[no-unty
 # --- the command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real-time playback
 def test_play_without_a_terminal_prints_cues_and_writes_events(
     prepared, routine_path: Path, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -392,6 +401,7 @@ def test_no_sound_device_is_one_line(routine_path: Path, capfd: pytest.CaptureFi
     assert done.stdout == ""
 
 
+@pytest.mark.slow  # real-time playback
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminal")
 @pytest.mark.parametrize("how", ["q", "ctrl-c"])
 def test_keys_in_a_terminal_and_the_terminal_is_restored(
