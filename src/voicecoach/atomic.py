@@ -78,7 +78,7 @@ def _fsync(path: Path) -> None:
 
 def remove_stale(folder: Path) -> list[Path]:
     """Remove temporaries left by voicecoach processes that no longer run (e.g. after SIGKILL)."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

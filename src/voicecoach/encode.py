@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
+from typing import Any
 from pathlib import Path
 
 from voicecoach import cancel
@@ -17,8 +18,8 @@ from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
 
 Progress = Callable[[int], None]
 # ffmpeg in a process group of its own: Ctrl-C reaches us alone, and we stop ffmpeg in order.
-_OWN_GROUP: dict[str, object] = (
-    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+_OWN_GROUP: dict[str, Any] = (
+    {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)} if os.name == "nt"
     else {"start_new_session": True}
 )
 _DISK_FULL = ("No space left", "File too large", "Disk quota")

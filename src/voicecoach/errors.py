@@ -81,5 +81,5 @@ def os_fault(exc: OSError, doing: str) -> Fault:
         errno.EROFS: ("the file system is read-only", "choose a folder you can write to"),
         errno.ENOENT: ("no such file or folder", None),
     }
-    reason, fix = reasons.get(code, (exc.strerror or str(exc), None))
+    reason, fix = reasons.get(code or 0, (exc.strerror or str(exc), None))
     return Fault(f"{doing} failed: {reason}", fix=fix)

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -138,7 +139,7 @@ def export_split(
             dest,
             bitrate=options.bitrate,
             rate=plan.rate,
-            finish=lambda tmp, tags=tags: write_tags(tmp, tags),
+            finish=partial(write_tags, tags=tags),
             on_progress=on_progress,
         )
         extras: tuple[Path, ...] = ()

@@ -10,12 +10,9 @@ import threading
 import warnings
 import wave
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from voicecoach.errors import EncoderError
-
-if TYPE_CHECKING:
-    from pydub import AudioSegment
 
 # The one audio format used everywhere inside voicecoach: mono, signed 16-bit little-endian PCM.
 SAMPLE_RATE = 22050
@@ -142,7 +139,7 @@ def last_line(stderr: bytes) -> str:
     return lines[-1] if lines else "no error message"
 
 
-def pydub_audio_segment() -> type[AudioSegment]:
+def pydub_audio_segment() -> Any:  # pydub has no type information
     """pydub's AudioSegment, imported quietly and pointed at our ffmpeg."""
     with warnings.catch_warnings():
         # pydub warns at import when ffmpeg is not on PATH (we set it just below), and

@@ -39,12 +39,14 @@ def lint(path: Path, routine: Routine, shown: str | None = None) -> list[Routine
     """Every warning for a file that `load_routine` accepted, in file order."""
     shown = shown or str(path)
     root = yaml.compose(_read_text(path, shown), Loader=_SafeLoader)
+    if root is None:  # the loader accepted it, so it has a document; an empty one has nothing
+        return []
     scripts = _SCRIPTS.get(routine.language.split("-")[0].lower())
     out: list[RoutineWarning] = []
     for key, node in _values(root, None):
         where = (shown, node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.SequenceNode) and key in _SENTENCE_LISTS:
-            out += [RoutineWarning(*where[:1], *w) for w in _split_sentences(node)]
+            out += [RoutineWarning(shown, *w) for w in _split_sentences(node)]
         elif isinstance(node, yaml.ScalarNode) and key not in _NOT_SPOKEN and scripts:
             foreign = _foreign_script(node.value, scripts)
             if foreign:

@@ -184,6 +184,12 @@ def _check_shape_first(text: str, shown: str) -> None:
         raise
 
 
+def _mark(event: yaml.Event) -> Any:
+    # The parser marks every event it emits; the stubs allow None for hand-made events.
+    assert event.start_mark is not None
+    return event.start_mark
+
+
 def _check_shape(text: str, shown: str, loader: Any) -> None:
     """Refuse deep nesting before composing: PyYAML composes recursively."""
     depth = 0
@@ -193,13 +199,13 @@ def _check_shape(text: str, shown: str, loader: Any) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                m = event.start_mark
+                m = _mark(event)
                 raise _one(shown, m.line + 1, m.column + 1,
                            f"nested more than {MAX_DEPTH} levels deep", "a routine is a few levels deep")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         if events > MAX_NODES:
-            m = event.start_mark
+            m = _mark(event)
             raise _one(shown, m.line + 1, m.column + 1, f"more than {MAX_NODES} YAML values",
                        "split it into several routines")
 

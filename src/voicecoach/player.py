@@ -719,8 +719,13 @@ class _Feeder:
         source: Iterator[bytes] | None = None
         while True:
             with self._cond:
-                self._cond.wait_for(lambda g=generation: self._closed or self._generation != g or (
-                    not self._ended and len(self._chunks) < self.AHEAD))
+                seen = generation
+
+                def wanted() -> bool:
+                    return self._closed or self._generation != seen or (
+                        not self._ended and len(self._chunks) < self.AHEAD)
+
+                self._cond.wait_for(wanted)
                 if self._closed:
                     return
                 if self._generation != generation:

@@ -84,12 +84,13 @@ def save_screening(answers: dict[str, bool], folder: Path | None = None) -> Scre
         raise UserError(f"missing answers for: {', '.join(missing)}",
                         fix="answer every question, e.g. --answer pregnant=no")
     stamp = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    payload = {"answers": {q.key: bool(answers[q.key]) for q in QUESTIONS}, "answered_at": stamp}
+    given = {q.key: bool(answers[q.key]) for q in QUESTIONS}
+    payload = {"answers": given, "answered_at": stamp}
     try:
         atomic.write_text(screening_path(folder), json.dumps(payload, indent=2) + "\n")
     except UserError as exc:
         raise Fault(exc.message) from None
-    return Screening(payload["answers"], stamp)
+    return Screening(given, stamp)
 
 
 def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:

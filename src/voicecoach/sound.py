@@ -103,12 +103,12 @@ class SoundOptions:
 
     def plan_options(self, options: PlanOptions) -> PlanOptions:
         """The plan options with these chime settings applied (None leaves the routine's)."""
-        changes: dict[str, bool] = {}
-        if self.chimes is not None:
-            changes["chimes"] = self.chimes
-        if self.countdown_ticks is not None:
-            changes["countdown_ticks"] = self.countdown_ticks
-        return replace(options, **changes) if changes else options
+        return replace(
+            options,
+            chimes=options.chimes if self.chimes is None else self.chimes,
+            countdown_ticks=(options.countdown_ticks if self.countdown_ticks is None
+                             else self.countdown_ticks),
+        )
 
 
 # -- clips ----------------------------------------------------------------------------------
@@ -384,8 +384,13 @@ def make_sound(
         if clips is not None:
             clips.close()
         raise
-    on_close = [clips.close] + ([music.close] if music is not None else [])
-    return Mixer(plan, clips, rendered, bed, ceiling, on_close=lambda: [f() for f in on_close])
+    closers = [clips.close] + ([music.close] if music is not None else [])
+
+    def on_close() -> None:
+        for close in closers:
+            close()
+
+    return Mixer(plan, clips, rendered, bed, ceiling, on_close=on_close)
 
 
 def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:

@@ -98,7 +98,7 @@ def _time_ordered_id3():  # type: ignore[no-untyped-def]
     from mutagen.id3 import ID3
     from mutagen.id3._tags import save_frame
 
-    class TimeOrderedID3(ID3):  # type: ignore[misc]
+    class TimeOrderedID3(ID3):
         def _write(self, config):  # type: ignore[no-untyped-def]
             chapters = sorted(self.getall("CHAP"), key=lambda c: (c.start_time, c.end_time))
             self.delall("CHAP")

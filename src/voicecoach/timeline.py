@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from voicecoach.plan import ChimeKind, Plan
 
@@ -42,7 +43,7 @@ def pcm_chunks(
 
 
 def _with_chimes(
-    chunk: bytearray, at: int, placed: list, chimes: Mapping[ChimeKind, bytes] | None
+    chunk: bytearray, at: int, placed: list[Any], chimes: Mapping[ChimeKind, bytes] | None
 ) -> bytes:
     """The chunk (frames from `at`) with the chimes that fall in it written in."""
     assert chimes is not None

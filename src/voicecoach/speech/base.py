@@ -69,7 +69,7 @@ def validate_settings(settings: VoiceSettings) -> None:
             f"speech rate {rate!r} is out of range",
             fix=f"use a whole number of words per minute from {MIN_RATE} to {MAX_RATE}",
         )
-    volume = settings.volume
+    volume: float | None = settings.volume
     if isinstance(volume, bool) or not isinstance(volume, int | float):
         volume = None
     if volume is None or not MIN_VOLUME <= volume <= MAX_VOLUME:
@@ -165,9 +165,9 @@ def resolve_voice_spec(
     a voice that lists the language earlier wins, then the engine's own order.
     """
     wanted = normalise_tag(spec)
-    for key in (lambda v: normalise_tag(v.id), lambda v: normalise_tag(v.name)):
+    for field in ("id", "name"):
         for voice in voices:
-            if key(voice) == wanted:
+            if normalise_tag(getattr(voice, field)) == wanted:
                 return voice
     rank = language_rank or (lambda v, tag: v.languages.index(tag))
     speakers = [v for v in voices if wanted in v.languages]

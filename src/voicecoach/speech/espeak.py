@@ -71,7 +71,7 @@ def espeak_library_path() -> str:
     try:
         import espeakng_loader
 
-        path = espeakng_loader.get_library_path()
+        path = str(espeakng_loader.get_library_path())
         if Path(path).is_file():
             return path
     except ImportError:

@@ -130,7 +130,7 @@ class _Driver:
     def _check(self, path: Path, text: str, complaint: str) -> None:
         # Errors inside pyttsx3's queue (a voice it could not set) only reach the
         # "error" callback; espeak-ng reports a voice without its dictionary on stderr.
-        failure = self.errors[0] if self.errors else None
+        failure: object = self.errors[0] if self.errors else None
         if failure is None and complaint and self.driver_name == "espeak":
             failure = complaint
         if failure is not None:
@@ -194,7 +194,7 @@ def _default_driver() -> str:
         from pyttsx3.engine import default_engine_by_sys_platform
     except ImportError as exc:
         raise EngineError(f"pyttsx3 is not usable: {exc}", fix=_FIX) from None
-    return default_engine_by_sys_platform()
+    return str(default_engine_by_sys_platform())
 
 
 def _prepare_espeak() -> ctypes.CDLL:
@@ -241,8 +241,8 @@ def _list_voices(engine: Any) -> list[Voice]:
             normalise_tag(lang.decode("utf-8", "replace") if isinstance(lang, bytes) else str(lang))
             for lang in (getattr(v, "languages", None) or [])
         )
-        gender = str(getattr(v, "gender", None) or "").lower()
-        gender = "female" if "female" in gender else "male" if "male" in gender else None
+        said = str(getattr(v, "gender", None) or "").lower()
+        gender = "female" if "female" in said else "male" if "male" in said else None
         voices.append(Voice(str(v.id), str(getattr(v, "name", None) or v.id), langs, gender))
     return voices
 
