@@ -25,7 +25,7 @@ from voicecoach.loader import load_routine
 from voicecoach.plan import PlanOptions, build_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_routines import write_routine  # noqa: E402
+from bench_routines import write_routine
 
 
 def run_export(

@@ -131,7 +131,8 @@ def test_damaged_entry_is_rendered_again(cache: ClipCache, engine: Counting, dam
     assert cache.get(key_of(engine, TEXTS[2])) == clips[TEXTS[2]]
 
 
-def key_of(engine: Counting, text: str, settings: VoiceSettings = VoiceSettings()) -> str:
+def key_of(engine: Counting, text: str, settings: VoiceSettings | None = None) -> str:
+    settings = settings or VoiceSettings()
     return ClipCache.key(
         text, engine=engine.name, engine_version=engine.version,
         voice=engine.resolve_voice(settings.voice).id, rate=settings.rate, volume=settings.volume,

@@ -189,7 +189,7 @@ def test_ctrl_c_leaves_nothing_partial(tmp_path: Path) -> None:
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]

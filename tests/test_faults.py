@@ -133,7 +133,7 @@ def clean_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clean]:
         times = _stage_times(done.stderr)
         assert list(times) == list(STAGES), done.stderr
         edges = [*times.values(), ended]
-        lengths = {name: max(0.01, b - a) for name, a, b in zip(STAGES, edges, edges[1:])}
+        lengths = {name: max(0.01, b - a) for name, a, b in zip(STAGES, edges, edges[1:], strict=False)}
         plan = _plan_of(folder, folder / "cache", engine)
         runs[engine] = Clean(plan, json.loads(done.stdout)[0]["duration"], lengths)
     return runs

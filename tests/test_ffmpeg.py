@@ -51,7 +51,7 @@ def test_broken_ffmpeg_is_an_encoder_error(monkeypatch: pytest.MonkeyPatch, tmp_
     broken.write_text("#!/bin/sh\necho 'libavcodec.so.61: cannot open' >&2\nexit 127\n")
     broken.chmod(0o755)
     monkeypatch.setenv("VOICECOACH_FFMPEG", str(broken))
-    with pytest.raises(EncoderError, match="not usable: libavcodec.so.61: cannot open"):
+    with pytest.raises(EncoderError, match=r"not usable: libavcodec\.so\.61: cannot open"):
         ffmpeg_exe()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -188,7 +189,7 @@ def test_a_week_of_ten_minute_sessions_varies(tmp_path: Path, measure, rules_out
     sessions, pool = _week(tmp_path, measure, _screening(rules_out))
     distinct = {n for names in sessions for n in names}
     assert len(distinct) >= min(15, pool), (len(distinct), pool, sessions)
-    for yesterday, day in zip(sessions, sessions[1:], strict=False):
+    for yesterday, day in itertools.pairwise(sessions):
         assert not set(yesterday) & set(day), (yesterday, day)
 
 

@@ -132,7 +132,7 @@ def test_every_command_meets_every_file_fault_with_one_sentence(
         done = subprocess.run(
             [sys.executable, "-m", "voicecoach", *args], capture_output=True, text=True,
             cwd=tmp_path, env=env, timeout=180,
-            preexec_fn=limit_size if limit else None,  # noqa: PLW1509
+            preexec_fn=limit_size if limit else None,
         )
     finally:
         for folder in locked:

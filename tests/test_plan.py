@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from voicecoach.errors import UserError
@@ -281,7 +283,7 @@ def test_breathing_cycles_are_whole_and_a_short_pause_keeps_the_exhale() -> None
     assert texts == cycle * (len(texts) // 3)
     gap = round(MIN_GAP * RATE)
     breaths = by_kind(plan, Kind.BREATH)
-    for a, b in zip(breaths, breaths[1:], strict=False):
+    for a, b in itertools.pairwise(breaths):
         assert b.start >= a.start + a.speech + gap
 
 

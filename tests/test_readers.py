@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -39,7 +40,7 @@ def assert_readable_in_order(path: Path, titles: list[str], tmp: Path) -> None:
     """Every reader sees the chapters in time order, each longer than zero, with its title."""
     def check(chapters: list[tuple[float, float, str]], reader: str) -> None:
         assert [c[2] for c in chapters] == titles, f"{reader}: {path.name}"
-        for (s0, e0, _), (s1, _, _) in zip(chapters, chapters[1:]):
+        for (s0, e0, _), (s1, _, _) in itertools.pairwise(chapters):
             assert s0 < e0 <= s1 + 0.001, f"{reader}: {path.name} {chapters}"
         assert chapters[-1][0] < chapters[-1][1], f"{reader}: {path.name}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import itertools
 import os
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def envelope(pcm: bytes, frame: int = 441) -> list[int]:
 
 def distance(a: list[int], b: list[int]) -> float:
     shared = min(len(a), len(b))
-    return sum(abs(x - y) for x, y in zip(a, b)) / shared + 500 * abs(len(a) - len(b))
+    return sum(abs(x - y) for x, y in zip(a, b, strict=False)) / shared + 500 * abs(len(a) - len(b))
 
 
 def assert_right_clips(texts: list[str], clips: dict[str, bytes], reference: Engine) -> None:
@@ -61,7 +62,7 @@ def assert_right_clips(texts: list[str], clips: dict[str, bytes], reference: Eng
     assert list(clips) == texts
     assert all(len(pcm) > SAMPLE_RATE // 4 and len(pcm) % 2 == 0 for pcm in clips.values())
     pcms = [clips[t] for t in texts]
-    for before, after in zip(pcms, pcms[1:]):
+    for before, after in itertools.pairwise(pcms):
         assert len(before) != len(after)
         assert before[:4000] != after[:4000]
     # Each clip is closest to a fresh render of its own text, not of a neighbour's.

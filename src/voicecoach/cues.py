@@ -126,7 +126,7 @@ def fill(template: str, **values: object) -> str:
     "Feeling stiff?" reads "Twist." and "Feeling stiff?", never "Twist.." or "Feeling stiff?."."""
     out: list[str] = []
     ended = False
-    for literal, name, spec, conversion in string.Formatter().parse(template):
+    for literal, name, spec, _conversion in string.Formatter().parse(template):
         if ended and literal[:1] and literal[0] in _ENDS:
             literal = literal[1:]
         out.append(literal)

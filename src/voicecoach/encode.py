@@ -8,8 +8,8 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from voicecoach import cancel
 from voicecoach.atomic import atomic_target

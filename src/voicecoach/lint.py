@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def _split_sentences(node: yaml.SequenceNode) -> Iterator[tuple[int, int, str, s
     if not node.flow_style:
         return
     items = node.value
-    for a, b in zip(items, items[1:]):
+    for a, b in itertools.pairwise(items):
         if not (_plain(a) and _plain(b)):
             continue
         first, second = a.value.strip(), b.value.strip()

@@ -193,9 +193,7 @@ def _mark(event: yaml.Event) -> Any:
 def _check_shape(text: str, shown: str, loader: Any) -> None:
     """Refuse deep nesting before composing: PyYAML composes recursively."""
     depth = 0
-    events = 0
-    for event in yaml.parse(text, Loader=loader):
-        events += 1
+    for events, event in enumerate(yaml.parse(text, Loader=loader), 1):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:

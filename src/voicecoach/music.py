@@ -43,7 +43,8 @@ class MusicBed:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"music file not found: {path}", fix="give a path to an audio file")
-        self._file = tempfile.TemporaryFile(prefix="voicecoach-music-")
+        # Open for the life of this object (closed by close()), not one block.
+        self._file = tempfile.TemporaryFile(prefix="voicecoach-music-")  # noqa: SIM115
         self._lock = threading.Lock()
         try:
             self.length, cells = self._decode(max(1, frames))
@@ -127,7 +128,7 @@ class MusicBed:
         """Scale the spooled music by `gain` and limit it under `ceiling`, once, so the mix only
         needs limiting where a cue or chime sounds over it."""
         block = _READ_CELLS * CELL
-        out = tempfile.TemporaryFile(prefix="voicecoach-music-")
+        out = tempfile.TemporaryFile(prefix="voicecoach-music-")  # noqa: SIM115 (returned open)
         try:
             for lo in range(0, self.length, block):
                 cancel.check()

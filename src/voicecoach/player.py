@@ -719,9 +719,7 @@ class _Feeder:
         source: Iterator[bytes] | None = None
         while True:
             with self._cond:
-                seen = generation
-
-                def wanted() -> bool:
+                def wanted(seen: int = generation) -> bool:
                     return self._closed or self._generation != seen or (
                         not self._ended and len(self._chunks) < self.AHEAD)
 
