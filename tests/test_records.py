@@ -98,7 +98,7 @@ _SLOW = {"quit after the first exercise", "played to the end"}
 def test_a_session_counts_only_if_an_exercise_was_done(
     ending: str, prepared, routine_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    from voicecoach.cli.options import record_session
+    from voicecoach import coach
 
     act, counts = ENDINGS[ending]
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path))
@@ -111,8 +111,8 @@ def test_a_session_counts_only_if_an_exercise_was_done(
     finally:
         player.close()
     assert result is not None
-    record_session(routine, "live", time.time(), result.position, completed=result.completed,
-                   exercises_done=result.exercises_completed, stopped_at=result.stopped_at)
+    decision = coach.decide(routine, coach.Settings(), coach.Purpose.PLAY)
+    coach.record(coach.Session(decision, prepared, time.time()), result)
     history = History(tmp_path)
     (session,) = history.sessions()
     assert session.counts is counts, (ending, result)
