@@ -13,7 +13,6 @@ import pytest
 
 from helpers import decoded
 from voicecoach import compose, today
-from voicecoach.cache import ClipCache
 from voicecoach.compose import AFTER, BEFORE, Refusal, Request
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.history import History, SessionRecord
@@ -24,6 +23,7 @@ from voicecoach.names import slug
 from voicecoach.plan import PlanOptions, build_plan
 from voicecoach.safety import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
+from voicecoach.storage.cache import ClipCache
 
 GEAR = ["mat", "foam roller", "chair", "bed", "tennis ball", "wall", "towel"]
 AREAS = [a.value for a in Area]

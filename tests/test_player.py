@@ -64,9 +64,9 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.cache import ClipCache
     from voicecoach.session import prepare
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     made = prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
                    settings=VoiceSettings(), cache=ClipCache())
@@ -348,9 +348,9 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     cues = [line for line in lines if line["type"] == "cue"]
     # --from 3 is a session of the third exercise on, opened by the start cue and the cautions.
-    from voicecoach.cache import ClipCache
     from voicecoach.session import timed_plan
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     plan = timed_plan(load_routine(routine_path), PlanOptions(lead_in=0.0, only=("3",)),
                       engine=get_engine(None), settings=VoiceSettings(), cache=ClipCache())

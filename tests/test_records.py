@@ -41,9 +41,9 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.cache import ClipCache
     from voicecoach.session import prepare
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     made = prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
                    settings=VoiceSettings(), cache=ClipCache())

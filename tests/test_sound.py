@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicecoach.cache import ClipCache
 from voicecoach.chimes import TONES
 from voicecoach.ffmpeg import ffmpeg_exe
 from voicecoach.model import Routine
@@ -26,6 +25,7 @@ from voicecoach.plan import CHIME_GUARD, ChimeKind, PlanOptions, build_plan, est
 from voicecoach.session import prepare
 from voicecoach.sound import SoundOptions
 from voicecoach.speech import VoiceSettings, get_engine
+from voicecoach.storage.cache import ClipCache
 
 RATE = 22050
 

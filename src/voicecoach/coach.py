@@ -19,7 +19,6 @@ from voicecoach.sound import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
     from voicecoach.compose import Composition
     from voicecoach.export import ExportOptions, Track
     from voicecoach.history import SessionRecord
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from voicecoach.safety import Question, Screening, Verdict
     from voicecoach.session import Prepared
     from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
 
 
 __all__ = ["DEFAULT_EQUIPMENT", "QUESTIONS", "Purpose", "Request", "Session", "Settings",
@@ -105,8 +105,8 @@ class Speech(NamedTuple):
 
 
 def speech(settings: Settings) -> Speech:
-    from voicecoach.cache import ClipCache
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     return Speech(get_engine(settings.engine),
                   VoiceSettings(voice=settings.voice, rate=settings.rate, volume=settings.volume),

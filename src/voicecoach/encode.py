@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from voicecoach import cancel
-from voicecoach.atomic import atomic_target
 from voicecoach.errors import EncoderError, Fault
 from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
+from voicecoach.storage.atomic import atomic_target
 
 Progress = Callable[[int], None]
 # ffmpeg in a process group of its own: Ctrl-C reaches us alone, and we stop ffmpeg in order.

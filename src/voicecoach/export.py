@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from voicecoach import atomic
 from voicecoach.cues import fill
 from voicecoach.durations import format_clock
 from voicecoach.encode import encode_mp3
@@ -21,6 +20,7 @@ from voicecoach.names import slug
 from voicecoach.outputs import STDOUT, OutputPlan
 from voicecoach.plan import Plan
 from voicecoach.session import Prepared
+from voicecoach.storage import atomic
 from voicecoach.tags import Chapter, TrackTags, write_tags
 
 Progress = Callable[[int], None]

@@ -9,11 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicecoach import atomic
 from voicecoach.cues import wording
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, data_dir
 from voicecoach.model import Exercise, Routine
+from voicecoach.storage import atomic
 
 SAFETY_FILE = "safety.json"
 

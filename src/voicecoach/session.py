@@ -2,68 +2,22 @@
 
 from __future__ import annotations
 
-import tempfile
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach import cancel
-from voicecoach.errors import os_fault
 from voicecoach.model import Routine
 from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.storage.spool import ClipStore
 from voicecoach.timeline import pcm_chunks
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
     from voicecoach.sound import ClipInfo, Mixer, SoundOptions
     from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
 
 Notify = Callable[[int], None]
-
-
-class ClipStore(Mapping[str, bytes]):
-    """Clips by text, spooled to an anonymous temporary file.
-
-    Memory then stays the same whatever the routine's length or number of distinct cues:
-    a clip is read back only while its event is being streamed."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="voicecoach-clips-")
-        self._index: dict[str, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, text: str, pcm: bytes) -> None:
-        with self._lock:
-            try:
-                self._file.seek(0, 2)
-                offset = self._file.tell()
-                self._file.write(pcm)
-                self._file.flush()
-            except OSError as exc:
-                raise os_fault(exc, f"spooling speech to {tempfile.gettempdir()}") from None
-            self._index[text] = (offset, len(pcm))
-
-    def frames(self, text: str) -> int:
-        return self._index[text][1] // 2
-
-    def __getitem__(self, text: str) -> bytes:
-        offset, size = self._index[text]
-        with self._lock:
-            self._file.seek(offset)
-            return self._file.read(size)
-
-    def __contains__(self, text: object) -> bool:
-        return text in self._index
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass(frozen=True)

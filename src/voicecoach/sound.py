@@ -48,9 +48,9 @@ from voicecoach.plan import ChimeKind, Plan, PlanOptions
 from voicecoach.timeline import CHUNK_FRAMES, pcm_chunks
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
     from voicecoach.music import MusicBed
-    from voicecoach.session import ClipStore
+    from voicecoach.storage.cache import ClipCache
+    from voicecoach.storage.spool import ClipStore
 
 DEFAULT_LOUDNESS = -16.0
 LOUDNESS_RANGE = (-30.0, -14.0)
@@ -415,7 +415,7 @@ class LevelledClips(Mapping[str, bytes]):
         ceiling: float,
         cache: ClipCache | None,
     ) -> None:
-        from voicecoach.session import ClipStore
+        from voicecoach.storage.spool import ClipStore
 
         self._raw, self._infos, self._cache = raw, infos, cache
         self._level, self._ceiling = level, ceiling

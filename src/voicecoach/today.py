@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicecoach import atomic, compose
+from voicecoach import compose
 from voicecoach.compose import Composition, Entry, Facts, Refusal, Request
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, data_dir
 from voicecoach.names import slug
 from voicecoach.plan import Measure
+from voicecoach.storage import atomic
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
     from voicecoach.safety import Screening
     from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
 
 SETTINGS_FILE = "today.json"
 SESSION_FILE = "today.yaml"
