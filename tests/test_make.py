@@ -16,11 +16,11 @@ from voicecoach import compose, today
 from voicecoach.compose import AFTER, BEFORE, Refusal, Request
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.history import History, SessionRecord
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.model import Area, Role
-from voicecoach.names import slug
 from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import Area, Role
+from voicecoach.routine.names import slug
 from voicecoach.safety import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
 from voicecoach.storage.cache import ClipCache

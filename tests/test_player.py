@@ -20,7 +20,6 @@ import pytest
 
 from voicecoach.cli.live_view import KeyParser, big_text, countdown_text
 from voicecoach.errors import UserError
-from voicecoach.loader import load_routine
 from voicecoach.plan import MIN_GAP, PlanOptions
 from voicecoach.player import (
     FADE_MS,
@@ -36,6 +35,7 @@ from voicecoach.player import (
     scale,
     sections,
 )
+from voicecoach.routine.loader import load_routine
 
 TOL = 3 * PERIOD_MS / 1000
 RATE = 22050

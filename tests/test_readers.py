@@ -13,9 +13,9 @@ import imageio_ffmpeg
 import pytest
 from mutagen.id3 import ID3
 
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
 from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
 from voicecoach.tags import Chapter, TrackTags, write_tags
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()

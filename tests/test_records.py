@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from voicecoach.history import History
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
 from voicecoach.plan import Kind, PlanOptions, build_plan, from_onwards, select_exercises
 from voicecoach.player import NoSoundDevice, Player, open_device, sections
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
 from voicecoach.safety import QUESTIONS, Screening, assess
 
 ROUTINE = """\

@@ -16,10 +16,10 @@ import pytest
 
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, SessionRecord, streaks
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.model import Routine
 from voicecoach.plan import Kind, PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import Routine
 from voicecoach.safety import QUESTIONS, Screening, assess, next_allowed, save_screening
 
 #: 18:00 local time today: far enough from midnight for an hour's wait to stay on the same day.

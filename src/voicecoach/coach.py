@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 from voicecoach.compose import DEFAULT_EQUIPMENT, Request
 from voicecoach.errors import UserError
-from voicecoach.model import Routine
 from voicecoach.plan import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
+from voicecoach.routine.model import Routine
 from voicecoach.safety import QUESTIONS
 from voicecoach.sound import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.speech.base import DEFAULT_RATE
@@ -145,7 +145,7 @@ TODAY = "today"
 def resolve(spec: str, settings: Settings | None = None) -> Path:
     """A routine argument's file: a bundled id, a path, or `today` (made from the library with
     the settings of the last `make`, timed with the voice the session will speak in)."""
-    from voicecoach import library
+    from voicecoach.routine import library
 
     if spec == TODAY and not Path(spec).exists():
         from voicecoach import today
@@ -160,8 +160,8 @@ def load(
 ) -> Routine:
     """A routine by id, path or `today`; what its file probably did not mean is told as
     `lint` notices (`voicecoach validate --strict` makes them mistakes)."""
-    from voicecoach.lint import lint
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.lint import lint
+    from voicecoach.routine.loader import load_routine
 
     path = source if isinstance(source, Path) else resolve(source, settings)
     routine = load_routine(path)
@@ -173,8 +173,8 @@ def load(
 def check(path: Path) -> list:  # type: ignore[type-arg]
     """`validate`: load and plan a routine file (RoutineErrors, UserError on mistakes) and
     return its warnings."""
-    from voicecoach.lint import lint
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.lint import lint
+    from voicecoach.routine.loader import load_routine
 
     routine = load_routine(path)
     build_plan(routine)
@@ -327,17 +327,59 @@ def timed_plan(
     return _with_progress(time_plan, decision.routine, decision.options, settings, progress, sound)
 
 
+@dataclass(frozen=True)
+class Summary:
+    id: str
+    title: str
+    exercises: int
+    duration: float
+    equipment: tuple[str, ...]
+    areas: tuple[str, ...]
+    source: str | None
+    manipulation: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "exercises": self.exercises,
+            "duration": round(self.duration, 3),
+            "equipment": list(self.equipment),
+            "areas": list(self.areas),
+            "source": self.source,
+            "manipulation": self.manipulation,
+        }
+
+
+def summarise(routine: Routine, plan: Plan) -> Summary:
+    return Summary(
+        id=routine.id,
+        title=routine.title,
+        exercises=len(routine.exercises),
+        duration=plan.duration,
+        equipment=tuple(routine.equipment),
+        areas=tuple(routine.areas),
+        source=routine.source,
+        manipulation=routine.manipulation,
+    )
+
+
 def catalogue(settings: Settings | None = None, *, estimate: bool = False,
-              progress: Progress | None = None) -> list:  # type: ignore[type-arg]
-    """A summary of every bundled routine, timed as exported with default options."""
-    from voicecoach import library
+              progress: Progress | None = None) -> list[Summary]:
+    """A summary of every bundled routine, timed as exported with default options (estimated
+    from text length, or from the real speech)."""
+    from voicecoach.routine import library
+    from voicecoach.routine.loader import load_routine
     from voicecoach.session import timed_plan as time_plan
 
-    if estimate:
-        return library.catalogue()
     settings = settings or Settings()
-    return library.catalogue(
-        lambda r: _with_progress(time_plan, r, PlanOptions(), settings, progress, None))
+    summaries = []
+    for path in library.bundled().values():
+        routine = load_routine(path)
+        plan = (build_plan(routine, PlanOptions()) if estimate else
+                _with_progress(time_plan, routine, PlanOptions(), settings, progress, None))
+        summaries.append(summarise(routine, plan))
+    return summaries
 
 
 def _with_progress(make, routine, options, settings, progress, sound):  # type: ignore[no-untyped-def]

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from voicecoach.cues import wording
 from voicecoach.errors import UserError
-from voicecoach.model import Area, Defaults, Exercise, Level, Role, Routine
-from voicecoach.names import slug
 from voicecoach.plan import Measure, Plan, PlanOptions, build_plan
+from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import wording
 
 MIN_MINUTES, MAX_MINUTES = 2, 90
 #: A made session's length lands within this share of the request (the promise is 10%).

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from voicecoach.cues import fill
-from voicecoach.durations import format_clock
 from voicecoach.encode import encode_mp3
 from voicecoach.errors import UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.model import Routine
-from voicecoach.names import slug
 from voicecoach.outputs import STDOUT, OutputPlan
 from voicecoach.plan import Plan
+from voicecoach.routine.durations import format_clock
+from voicecoach.routine.model import Routine
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import fill
 from voicecoach.session import Prepared
 from voicecoach.storage import atomic
 from voicecoach.tags import Chapter, TrackTags, write_tags

@@ -8,10 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from voicecoach.cues import Wording, fill, wording
 from voicecoach.errors import UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.model import (
+from voicecoach.routine.model import (
     MAX_EXERCISE_SECONDS,
     MAX_ROUTINE_SECONDS,
     Exercise,
@@ -20,7 +19,8 @@ from voicecoach.model import (
     Routine,
     Step,
 )
-from voicecoach.names import slug
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import Wording, fill, wording
 
 #: The plan counts in frames of the one audio format used everywhere.
 PLAN_RATE = SAMPLE_RATE

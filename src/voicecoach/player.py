@@ -20,7 +20,7 @@ from voicecoach.plan import MIN_GAP, Event, Kind, Plan
 from voicecoach.sound import CEILING_DB
 
 if TYPE_CHECKING:
-    from voicecoach.model import Routine
+    from voicecoach.routine.model import Routine
     from voicecoach.session import Prepared
 
 #: Frames the device asks for at a time. Small, so commands act within ~10 ms and onsets are

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicecoach.cues import wording
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, data_dir
-from voicecoach.model import Exercise, Routine
+from voicecoach.routine.model import Exercise, Routine
+from voicecoach.routine.wording import wording
 from voicecoach.storage import atomic
 
 SAFETY_FILE = "safety.json"
@@ -233,8 +233,8 @@ def next_allowed(routine: Routine, ex: Exercise, history: History, now: float) -
 
 def limits_overview(history: History, now: float | None = None) -> list[dict[str, object]]:
     """Every limited exercise of the bundled routines, its rule, and when it may next be done."""
-    from voicecoach.library import bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import bundled
+    from voicecoach.routine.loader import load_routine
 
     now = time.time() if now is None else now
     out: list[dict[str, object]] = []
@@ -263,7 +263,7 @@ def _times(n: int) -> str:
 
 def gentle_routines() -> list[str]:
     """Bundled routines without any self-manipulation exercise."""
-    from voicecoach.library import bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import bundled
+    from voicecoach.routine.loader import load_routine
 
     return [rid for rid, path in bundled().items() if not load_routine(path).manipulation]

@@ -13,8 +13,8 @@ from voicecoach import compose
 from voicecoach.compose import Composition, Entry, Facts, Refusal, Request
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, data_dir
-from voicecoach.names import slug
 from voicecoach.plan import Measure
+from voicecoach.routine.names import slug
 from voicecoach.storage import atomic
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ MADE_MARK = "Made by `voicecoach make`"
 
 def library() -> list[Entry]:
     """Every bundled exercise once; the articles' own versions win over the first-use routine's."""
-    from voicecoach.library import DEFAULT_ROUTINE, bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import DEFAULT_ROUTINE, bundled
+    from voicecoach.routine.loader import load_routine
 
     found = bundled()
     order = sorted(found, key=lambda rid: (rid == DEFAULT_ROUTINE, rid))

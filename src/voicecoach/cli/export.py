@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from voicecoach import coach, library
+from voicecoach import coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
     _D,
@@ -35,8 +35,9 @@ from voicecoach.cli.options import (
     tell,
 )
 from voicecoach.cli.progress import LazyProgress
-from voicecoach.durations import format_clock
 from voicecoach.errors import UserError
+from voicecoach.routine import library
+from voicecoach.routine.durations import format_clock
 
 
 @app.command()

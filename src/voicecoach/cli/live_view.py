@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
 from voicecoach import cancel
-from voicecoach.durations import format_clock
 from voicecoach.errors import os_fault
+from voicecoach.routine.durations import format_clock
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

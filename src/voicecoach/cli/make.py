@@ -11,8 +11,8 @@ import typer
 from voicecoach import coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import UnderstandOpt
-from voicecoach.durations import format_clock
 from voicecoach.errors import UserError
+from voicecoach.routine.durations import format_clock
 
 
 @app.command()

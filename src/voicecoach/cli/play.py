@@ -36,9 +36,9 @@ from voicecoach.cli.options import (
     tell,
 )
 from voicecoach.cli.progress import LazyProgress
-from voicecoach.cues import fill
-from voicecoach.durations import format_clock
 from voicecoach.errors import os_fault
+from voicecoach.routine.durations import format_clock
+from voicecoach.routine.wording import fill
 
 if TYPE_CHECKING:
     from voicecoach.player import SessionResult

@@ -32,8 +32,8 @@ from voicecoach.cli.options import (
     tell,
 )
 from voicecoach.cli.progress import LazyProgress
-from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import RoutineErrors, UserError
+from voicecoach.routine.durations import format_clock, format_duration
 
 
 @app.command("list")

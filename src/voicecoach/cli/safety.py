@@ -12,8 +12,8 @@ import typer
 from voicecoach import cancel, coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import JsonOpt
-from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import UserError
+from voicecoach.routine.durations import format_clock, format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

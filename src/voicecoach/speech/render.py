@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from voicecoach import cancel
-from voicecoach.cues import speakable
+from voicecoach.routine.wording import speakable
 from voicecoach.speech.base import Engine, VoiceSettings, validate_settings
 from voicecoach.storage.cache import ClipCache
 
