@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine.loader import load_routine
 
 _KINDS = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.plan import Kind, PlanOptions, build_plan
+from voicecoach.plan.timeline import Kind, PlanOptions, build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Routine

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine import library
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voicecoach.errors import UserError
-from voicecoach.plan import MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
+from voicecoach.plan.timeline import MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
 from voicecoach.routine.model import Routine
 
 RATE = 22050

@@ -20,7 +20,7 @@ import pytest
 
 from voicecoach.cli.live_view import KeyParser, big_text, countdown_text
 from voicecoach.errors import UserError
-from voicecoach.plan import MIN_GAP, PlanOptions
+from voicecoach.plan.timeline import MIN_GAP, PlanOptions
 from voicecoach.player import (
     FADE_MS,
     MAX_GAIN_DB,

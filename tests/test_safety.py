@@ -16,7 +16,7 @@ import pytest
 
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, SessionRecord, streaks
-from voicecoach.plan import Kind, PlanOptions, build_plan
+from voicecoach.plan.timeline import Kind, PlanOptions, build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Routine

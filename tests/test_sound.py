@@ -20,7 +20,13 @@ import pytest
 
 from voicecoach.chimes import TONES
 from voicecoach.ffmpeg import ffmpeg_exe
-from voicecoach.plan import CHIME_GUARD, ChimeKind, PlanOptions, build_plan, estimate_speech
+from voicecoach.plan.timeline import (
+    CHIME_GUARD,
+    ChimeKind,
+    PlanOptions,
+    build_plan,
+    estimate_speech,
+)
 from voicecoach.routine.model import Routine
 from voicecoach.session import prepare
 from voicecoach.sound import SoundOptions

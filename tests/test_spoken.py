@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.plan import build_plan
+from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.wording import speakable

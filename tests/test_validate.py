@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.plan import build_plan
+from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
 from voicecoach.routine.loader import load_routine
 

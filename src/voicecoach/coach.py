@@ -10,18 +10,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
-from voicecoach.compose import DEFAULT_EQUIPMENT, Request
 from voicecoach.errors import UserError
-from voicecoach.plan import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
+from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
+from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
 from voicecoach.safety import QUESTIONS
 from voicecoach.sound import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
-    from voicecoach.compose import Composition
     from voicecoach.export import ExportOptions, Track
     from voicecoach.history import SessionRecord
+    from voicecoach.plan.compose import Composition
     from voicecoach.player import SessionResult
     from voicecoach.safety import Question, Screening, Verdict
     from voicecoach.session import Prepared
@@ -183,7 +183,7 @@ def check(path: Path) -> list:  # type: ignore[type-arg]
 
 def starting_at(routine: Routine, settings: Settings, name: str) -> Settings:
     """`--from NAME`: the settings that play the chosen exercises from NAME on."""
-    from voicecoach.plan import from_onwards
+    from voicecoach.plan.timeline import from_onwards
 
     return dataclasses.replace(settings, skip=(),
                                only=from_onwards(routine, name, settings.only, settings.skip))
@@ -214,7 +214,7 @@ def decide(
     """Screening, frequency limits (live purposes only) and familiarity decide what the session
     holds. Raises UserError when nothing of it may be done."""
     from voicecoach.history import History
-    from voicecoach.plan import select_exercises
+    from voicecoach.plan.timeline import select_exercises
     from voicecoach.safety import LIMIT_CODES, QUESTIONS, assess, load_screening, save_screening
 
     options = settings.plan_options(purpose)

@@ -14,7 +14,7 @@ from voicecoach.encode import encode_mp3
 from voicecoach.errors import UserError
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.outputs import STDOUT, OutputPlan
-from voicecoach.plan import Plan
+from voicecoach.plan.timeline import Plan
 from voicecoach.routine.durations import format_clock
 from voicecoach.routine.model import Routine
 from voicecoach.routine.names import slug

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from voicecoach import cancel
 from voicecoach.errors import Fault, UserError, VoicecoachError
-from voicecoach.plan import MIN_GAP, Event, Kind, Plan
+from voicecoach.plan.timeline import MIN_GAP, Event, Kind, Plan
 from voicecoach.sound import CEILING_DB
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def sections(plan: Plan) -> list[_Section]:
 
 def exercise_start(plan: Plan, routine: Routine, name: str) -> int:
     """The frame where exercise `name` (name or number, as for --only) begins in the plan."""
-    from voicecoach.plan import select_exercises
+    from voicecoach.plan.timeline import select_exercises
 
     wanted = select_exercises(routine, [name])[0].name
     for section in sections(plan):

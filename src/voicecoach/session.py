@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach import cancel
-from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
 from voicecoach.storage.spool import ClipStore
 from voicecoach.timeline import pcm_chunks

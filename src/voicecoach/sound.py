@@ -44,7 +44,7 @@ from voicecoach import cancel
 from voicecoach import chimes as chime_sounds
 from voicecoach import loudness as lu
 from voicecoach.errors import UserError
-from voicecoach.plan import ChimeKind, Plan, PlanOptions
+from voicecoach.plan.timeline import ChimeKind, Plan, PlanOptions
 from voicecoach.timeline import CHUNK_FRAMES, pcm_chunks
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicecoach import compose
-from voicecoach.compose import Composition, Entry, Facts, Refusal, Request
 from voicecoach.errors import Fault, UserError
 from voicecoach.history import History, data_dir
-from voicecoach.plan import Measure
+from voicecoach.plan import compose
+from voicecoach.plan.compose import Composition, Entry, Facts, Refusal, Request
+from voicecoach.plan.timeline import Measure
 from voicecoach.routine.names import slug
 from voicecoach.storage import atomic
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from voicecoach.errors import UserError
-from voicecoach.plan import Measure, Plan, PlanOptions, build_plan
+from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
 from voicecoach.routine.wording import wording
