@@ -15,8 +15,9 @@ from helpers import decoded
 from voicecoach import today
 from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.history import History, SessionRecord
+from voicecoach.plan import compose
 from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
-from voicecoach.plan.timeline import PlanOptions, build_plan, compose
+from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Area, Role
