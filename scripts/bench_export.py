@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from voicecoach import coach
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.encode import _command
-from voicecoach.ffmpeg import SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_routines import write_routine  # noqa: E402
@@ -89,7 +89,7 @@ def _speechlike(frames: int) -> bytes:
 
 def make_music(path: Path, seconds: float = 180.0) -> Path:
     """A stand-in for a song: a slow chord over soft pink noise, with a beat, as an MP3."""
-    from voicecoach.ffmpeg import ffmpeg_exe
+    from voicecoach.audio.ffmpeg import ffmpeg_exe
 
     sources = []
     for freq in (110, 165, 220, 330):

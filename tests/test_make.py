@@ -13,7 +13,7 @@ import pytest
 
 from helpers import decoded
 from voicecoach import today
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.history import History, SessionRecord
 from voicecoach.plan import compose
 from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request

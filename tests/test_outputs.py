@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import decoded
 
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE
 
 ROUTINE = "title: Tiny\nexercises:\n  - name: Reach\n    hold: 1s\n"
 
@@ -29,7 +29,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 def _music(folder: Path) -> Path:
     # A real audio file, made by the same ffmpeg voicecoach uses.
-    from voicecoach.ffmpeg import ffmpeg_exe
+    from voicecoach.audio.ffmpeg import ffmpeg_exe
 
     path = folder / "song.mp3"
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",

@@ -64,7 +64,7 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.session import prepare
+    from voicecoach.audio.prepare import prepare
     from voicecoach.speech import VoiceSettings, get_engine
     from voicecoach.storage.cache import ClipCache
 
@@ -348,7 +348,7 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     cues = [line for line in lines if line["type"] == "cue"]
     # --from 3 is a session of the third exercise on, opened by the start cue and the cautions.
-    from voicecoach.session import timed_plan
+    from voicecoach.audio.prepare import timed_plan
     from voicecoach.speech import VoiceSettings, get_engine
     from voicecoach.storage.cache import ClipCache
 

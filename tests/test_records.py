@@ -41,7 +41,7 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.session import prepare
+    from voicecoach.audio.prepare import prepare
     from voicecoach.speech import VoiceSettings, get_engine
     from voicecoach.storage.cache import ClipCache
 

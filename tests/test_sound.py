@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicecoach.chimes import TONES
-from voicecoach.ffmpeg import ffmpeg_exe
+from voicecoach.audio.ffmpeg import ffmpeg_exe
+from voicecoach.audio.mix import SoundOptions
+from voicecoach.audio.prepare import prepare
+from voicecoach.audio.tones import TONES
 from voicecoach.plan.timeline import (
     CHIME_GUARD,
     ChimeKind,
@@ -28,8 +30,6 @@ from voicecoach.plan.timeline import (
     estimate_speech,
 )
 from voicecoach.routine.model import Routine
-from voicecoach.session import prepare
-from voicecoach.sound import SoundOptions
 from voicecoach.speech import VoiceSettings, get_engine
 from voicecoach.storage.cache import ClipCache
 

@@ -10,21 +10,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
+from voicecoach.audio.mix import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
 from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
 from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
 from voicecoach.safety import QUESTIONS
-from voicecoach.sound import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
+    from voicecoach.audio.prepare import Prepared
     from voicecoach.export import ExportOptions, Track
     from voicecoach.history import SessionRecord
     from voicecoach.plan.compose import Composition
     from voicecoach.player import SessionResult
     from voicecoach.safety import Question, Screening, Verdict
-    from voicecoach.session import Prepared
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
@@ -302,7 +302,7 @@ def prepare(
 
 def render(decision: Decision, settings: Settings, *, progress: Progress | None = None) -> Session:
     """Speak (or fetch from the cache) every cue of a decided session and make its sound."""
-    from voicecoach.session import prepare as prepare_audio
+    from voicecoach.audio.prepare import prepare as prepare_audio
 
     started = time.time()
     audio = _with_progress(prepare_audio, decision.routine, decision.options, settings,
@@ -318,11 +318,11 @@ def timed_plan(
     making the audio: what `show` prints and `list` sums."""
     sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
     if estimate:
-        from voicecoach.session import check_speech
+        from voicecoach.audio.prepare import check_speech
 
         check_speech(*speech(settings)[:2])
         return build_plan(decision.routine, sound.plan_options(decision.options))
-    from voicecoach.session import timed_plan as time_plan
+    from voicecoach.audio.prepare import timed_plan as time_plan
 
     return _with_progress(time_plan, decision.routine, decision.options, settings, progress, sound)
 
@@ -368,9 +368,9 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
               progress: Progress | None = None) -> list[Summary]:
     """A summary of every bundled routine, timed as exported with default options (estimated
     from text length, or from the real speech)."""
+    from voicecoach.audio.prepare import timed_plan as time_plan
     from voicecoach.routine import library
     from voicecoach.routine.loader import load_routine
-    from voicecoach.session import timed_plan as time_plan
 
     settings = settings or Settings()
     summaries = []

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from voicecoach import cancel
+from voicecoach.audio.ffmpeg import ffmpeg_exe, last_line
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE
 from voicecoach.errors import EncoderError, Fault
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
 from voicecoach.storage.atomic import atomic_target
 
 Progress = Callable[[int], None]

@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.prepare import Prepared
 from voicecoach.encode import encode_mp3
 from voicecoach.errors import UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.outputs import STDOUT, OutputPlan
 from voicecoach.plan.timeline import Plan
 from voicecoach.routine.durations import format_clock
 from voicecoach.routine.model import Routine
 from voicecoach.routine.names import slug
 from voicecoach.routine.wording import fill
-from voicecoach.session import Prepared
 from voicecoach.storage import atomic
 from voicecoach.tags import Chapter, TrackTags, write_tags
 

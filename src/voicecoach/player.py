@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voicecoach import cancel
+from voicecoach.audio.mix import CEILING_DB
 from voicecoach.errors import Fault, UserError, VoicecoachError
 from voicecoach.plan.timeline import MIN_GAP, Event, Kind, Plan
-from voicecoach.sound import CEILING_DB
 
 if TYPE_CHECKING:
+    from voicecoach.audio.prepare import Prepared
     from voicecoach.routine.model import Routine
-    from voicecoach.session import Prepared
 
 #: Frames the device asks for at a time. Small, so commands act within ~10 ms and onsets are
 #: stamped finely; the device keeps one or two more periods queued against scheduling hiccups.

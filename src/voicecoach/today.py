@@ -41,13 +41,14 @@ def library() -> list[Entry]:
 
 def speech_measure(engine: Engine, settings: VoiceSettings, cache: ClipCache) -> Measure:
     """Clip lengths from rendered speech (the cache makes each text once), as `show` times them."""
+    from voicecoach.audio.pcm import frames as length
     from voicecoach.speech import render_clips
 
     frames: dict[str, int] = {}
 
     def measure(text: str) -> int:
         if text not in frames:
-            frames[text] = len(render_clips(engine, [text], settings, cache)[text]) // 2
+            frames[text] = length(render_clips(engine, [text], settings, cache)[text])
         return frames[text]
 
     return measure

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.routine.model import (
     MAX_EXERCISE_SECONDS,
     MAX_ROUTINE_SECONDS,

@@ -10,7 +10,7 @@ import os
 import struct
 from pathlib import Path
 
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.storage.atomic import remove_stale, temp_path
 
 ENV_CACHE_DIR = "VOICECOACH_CACHE_DIR"

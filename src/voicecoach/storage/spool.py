@@ -6,6 +6,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 
+from voicecoach.audio.pcm import SAMPLE_WIDTH
 from voicecoach.errors import os_fault
 
 
@@ -32,7 +33,7 @@ class ClipStore(Mapping[str, bytes]):
             self._index[text] = (offset, len(pcm))
 
     def frames(self, text: str) -> int:
-        return self._index[text][1] // 2
+        return self._index[text][1] // SAMPLE_WIDTH
 
     def __getitem__(self, text: str) -> bytes:
         offset, size = self._index[text]

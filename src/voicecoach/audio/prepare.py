@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach import cancel
+from voicecoach.audio.assemble import pcm_chunks
+from voicecoach.audio.pcm import frames
 from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
 from voicecoach.storage.spool import ClipStore
-from voicecoach.timeline import pcm_chunks
 
 if TYPE_CHECKING:
-    from voicecoach.sound import ClipInfo, Mixer, SoundOptions
+    from voicecoach.audio.mix import ClipInfo, Mixer, SoundOptions
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
@@ -76,7 +77,7 @@ class _Lengths:
         self._frames: dict[str, int] = {}
 
     def add(self, text: str, pcm: bytes) -> None:
-        self._frames[text] = len(pcm) // 2
+        self._frames[text] = frames(pcm)
 
     def frames(self, text: str) -> int:
         return self._frames[text]
@@ -100,11 +101,11 @@ def prepare(
 ) -> Prepared:
     """Render (or fetch from the cache) each distinct cue, build the plan from their lengths,
     then make the session's sound: every cue at one loudness, chimes, the music bed, and one
-    level for all of it that brings the track to the loudness target (see voicecoach.sound).
+    level for all of it that brings the track to the loudness target (see voicecoach.audio.mix).
 
     The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
     so the plan is sample-exact and nothing is synthesised that the plan does not use."""
-    from voicecoach.sound import SoundOptions, make_sound
+    from voicecoach.audio.mix import SoundOptions, make_sound
 
     sound = sound or SoundOptions()
     raw = ClipStore()
@@ -130,7 +131,7 @@ def _render_and_plan(
     clips: ClipStore | _Lengths,
     infos: dict[str, ClipInfo] | None,
 ) -> Plan:
-    from voicecoach.sound import analyse
+    from voicecoach.audio.mix import analyse
     from voicecoach.speech import render_clips
 
     if sound is not None:

@@ -1,7 +1,7 @@
 """How a session sounds: cues levelled to one loudness, chimes, a music bed ducked under speech, and
 the whole track brought to a loudness target without a second pass.
 
-The loudness model (see also voicecoach.loudness):
+The loudness model (see also voicecoach.audio.loudness):
 
 1. Every distinct clip is measured once (K-weighted, gated as if looped) and given the gain that
    brings it to a common loudness L; a true-peak limiter then keeps it under CEILING, and the
@@ -21,7 +21,7 @@ The loudness model (see also voicecoach.loudness):
 The ceiling and the encoder allowance are measured (tests/test_sound.py checks the exported MP3):
 LAME encodes 0.95 of the signal (-0.45 dB, put back here, so live play is 0.45 dB louder than
 the file), and its error follows the signal's high band, so the limiter also counts that band
-(voicecoach.loudness.detector). With a -2.5 dBTP ceiling in the PCM, exported tracks measured
+(voicecoach.audio.loudness.detector). With a -2.5 dBTP ceiling in the PCM, exported tracks measured
 -1.4 to -2.2 dBTP at 64 kbit/s and -1.3 to -1.8 at 32 kbit/s.
 """
 
@@ -41,14 +41,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voicecoach import cancel
-from voicecoach import chimes as chime_sounds
-from voicecoach import loudness as lu
+from voicecoach.audio import loudness as lu
+from voicecoach.audio import tones as chime_sounds
+from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
 from voicecoach.errors import UserError
 from voicecoach.plan.timeline import ChimeKind, Plan, PlanOptions
-from voicecoach.timeline import CHUNK_FRAMES, pcm_chunks
 
 if TYPE_CHECKING:
-    from voicecoach.music import MusicBed
+    from voicecoach.audio.music import MusicBed
     from voicecoach.storage.cache import ClipCache
     from voicecoach.storage.spool import ClipStore
 
@@ -350,7 +350,7 @@ def make_sound(
     The clips themselves are levelled in the background, in the order the plan first uses them,
     while the encoder (or the sound card) is already taking the start of the track: the mixer
     owns `raw` from here on and closes it."""
-    from voicecoach.music import MusicBed
+    from voicecoach.audio.music import MusicBed
 
     cancel.stage("levelling")
     ceiling = lu.db_to_gain(CEILING_DB)

@@ -12,15 +12,12 @@ import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from voicecoach.errors import EncoderError
 
 if TYPE_CHECKING:
     from pydub import AudioSegment
 
-# The one audio format used everywhere inside voicecoach: mono, signed 16-bit little-endian PCM.
-SAMPLE_RATE = 22050
-SAMPLE_WIDTH = 2
-CHANNELS = 1
 _FORMAT = (CHANNELS, SAMPLE_WIDTH, SAMPLE_RATE)
 
 ENV_FFMPEG = "VOICECOACH_FFMPEG"
