@@ -21,7 +21,7 @@ from pathlib import Path
 
 from voicecoach import coach
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.encode import _command
+from voicecoach.export.mp3 import _command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_routines import write_routine  # noqa: E402

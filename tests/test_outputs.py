@@ -116,7 +116,7 @@ def test_case_folded_outputs_of_one_export_are_one_file(tmp_path: Path) -> None:
     """`--all` into a folder with two routines whose ids differ only in capitals would be one
     file on a phone's FAT card: the plan compares outputs case-folded."""
     from voicecoach.errors import UserError
-    from voicecoach.outputs import OutputPlan
+    from voicecoach.export.outputs import OutputPlan
 
     plan = OutputPlan()
     plan.write("track", tmp_path / "Back.mp3", suffix=".mp3")

@@ -13,10 +13,10 @@ import imageio_ffmpeg
 import pytest
 from mutagen.id3 import ID3
 
+from voicecoach.export.tags import Chapter, TrackTags, write_tags
 from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
-from voicecoach.tags import Chapter, TrackTags, write_tags
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 _CHAPTER = re.compile(r"Chapter #\d+:\d+: start (-?[\d.]+), end (-?[\d.]+)")

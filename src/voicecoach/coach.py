@@ -20,7 +20,7 @@ from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
-    from voicecoach.export import ExportOptions, Track
+    from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.history import SessionRecord
     from voicecoach.plan.compose import Composition
     from voicecoach.player import SessionResult
@@ -91,7 +91,7 @@ class Settings:
                             countdown_ticks=self.ticks, music=self.music, duck=self.duck)
 
     def export_options(self) -> ExportOptions:
-        from voicecoach.export import ExportOptions
+        from voicecoach.export.tracks import ExportOptions
 
         return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume)
 
@@ -453,8 +453,8 @@ def plan_exports(
     """Every file of every export named and checked against the inputs and each other before
     any speech is made: one mistake stops it all. With skip_refused (`--all`), a routine that
     safety refuses whole is told as a `skipped` notice and left out."""
-    from voicecoach.export import plan_outputs
-    from voicecoach.outputs import OutputPlan
+    from voicecoach.export.outputs import OutputPlan
+    from voicecoach.export.tracks import plan_outputs
 
     sound, export_options = settings.sound(), settings.export_options()
     outputs = OutputPlan()
@@ -484,7 +484,7 @@ def export(
     progress: Progress | None = None,
 ) -> list[Track]:
     """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it."""
-    from voicecoach.export import export_split, export_to_stream, export_track
+    from voicecoach.export.tracks import export_split, export_to_stream, export_track
 
     options = settings.export_options()
     routine = job.decision.routine

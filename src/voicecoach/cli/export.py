@@ -74,7 +74,7 @@ def export(
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
-    from voicecoach.outputs import STDOUT
+    from voicecoach.export.outputs import STDOUT
 
     if all_dir is not None and output is not None:
         raise UserError("--all takes the folder itself; -o is for one routine",

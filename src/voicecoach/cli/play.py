@@ -93,7 +93,7 @@ def play(
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
     from voicecoach.cli.live_view import watch
-    from voicecoach.outputs import OutputPlan
+    from voicecoach.export.outputs import OutputPlan
     from voicecoach.player import Player
 
     chosen = settings(engine=engine, voice=voice, rate=rate, volume=volume, no_cache=no_cache,

@@ -12,16 +12,16 @@ from typing import BinaryIO
 
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.audio.prepare import Prepared
-from voicecoach.encode import encode_mp3
 from voicecoach.errors import UserError
-from voicecoach.outputs import STDOUT, OutputPlan
+from voicecoach.export.mp3 import encode_mp3
+from voicecoach.export.outputs import STDOUT, OutputPlan
+from voicecoach.export.tags import Chapter, TrackTags, write_tags
 from voicecoach.plan.timeline import Plan
 from voicecoach.routine.durations import format_clock
 from voicecoach.routine.model import Routine
 from voicecoach.routine.names import slug
 from voicecoach.routine.wording import fill
 from voicecoach.storage import atomic
-from voicecoach.tags import Chapter, TrackTags, write_tags
 
 Progress = Callable[[int], None]
 
