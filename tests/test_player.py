@@ -20,8 +20,7 @@ import pytest
 
 from voicecoach.cli.live_view import KeyParser, big_text, countdown_text
 from voicecoach.errors import UserError
-from voicecoach.plan.timeline import MIN_GAP, PlanOptions
-from voicecoach.player import (
+from voicecoach.live.player import (
     FADE_MS,
     MAX_GAIN_DB,
     PERIOD_MS,
@@ -35,6 +34,7 @@ from voicecoach.player import (
     scale,
     sections,
 )
+from voicecoach.plan.timeline import MIN_GAP, PlanOptions
 from voicecoach.routine.loader import load_routine
 
 TOL = 3 * PERIOD_MS / 1000

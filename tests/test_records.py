@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from voicecoach.history import History
+from voicecoach.live.player import NoSoundDevice, Player, open_device, sections
 from voicecoach.plan.timeline import Kind, PlanOptions, build_plan, from_onwards, select_exercises
-from voicecoach.player import NoSoundDevice, Player, open_device, sections
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.safety import QUESTIONS, Screening, assess

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
     from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.history import SessionRecord
+    from voicecoach.live.player import SessionResult
     from voicecoach.plan.compose import Composition
-    from voicecoach.player import SessionResult
     from voicecoach.safety import Question, Screening, Verdict
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache

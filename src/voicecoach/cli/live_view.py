@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from voicecoach.player import Player, PlayerState, Record, SessionResult
+    from voicecoach.live.player import Player, PlayerState, Record, SessionResult
 
 HELP = "space pause · n/→ next · p/← back · r repeat · +/- volume · q quit"
 #: How often the view is redrawn and the events file written; the audio never waits for it.
@@ -235,7 +235,7 @@ def render(state: PlayerState, title: str) -> RenderableType:
 
 def cue_line(record: Record) -> str | None:
     """One plain line for a spoken cue (when there is no live view), or None."""
-    from voicecoach.player import Onset
+    from voicecoach.live.player import Onset
 
     if not isinstance(record, Onset):
         return None

@@ -41,7 +41,7 @@ from voicecoach.routine.durations import format_clock
 from voicecoach.routine.wording import fill
 
 if TYPE_CHECKING:
-    from voicecoach.player import SessionResult
+    from voicecoach.live.player import SessionResult
 
 
 class Audio(StrEnum):
@@ -94,7 +94,7 @@ def play(
     """
     from voicecoach.cli.live_view import watch
     from voicecoach.export.outputs import OutputPlan
-    from voicecoach.player import Player
+    from voicecoach.live.player import Player
 
     chosen = settings(engine=engine, voice=voice, rate=rate, volume=volume, no_cache=no_cache,
                       only=only, skip=skip, pace=pace, detail=detail, lead_in=lead_in,
