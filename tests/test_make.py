@@ -14,7 +14,6 @@ import pytest
 from helpers import decoded
 from voicecoach import today
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.history import History, SessionRecord
 from voicecoach.plan import compose
 from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
 from voicecoach.plan.timeline import PlanOptions, build_plan
@@ -22,7 +21,8 @@ from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Area, Role
 from voicecoach.routine.names import slug
-from voicecoach.safety import QUESTIONS, Screening
+from voicecoach.safety.history import History, SessionRecord
+from voicecoach.safety.rules import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
 from voicecoach.storage.cache import ClipCache
 

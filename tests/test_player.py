@@ -367,7 +367,7 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     assert len(printed) == len(want)
     assert [line.split("  ")[-1].strip() for line in printed] == [e.text for e in want]
     assert done.stderr.strip() == "Done: Tiny, 1 exercise."
-    from voicecoach.history import History
+    from voicecoach.safety.history import History
 
     (session,) = History(tmp_path).sessions()
     assert (session.kind, session.routine, session.completed) == ("live", "tiny", True)
@@ -403,7 +403,7 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
     import struct
     import termios
 
-    from voicecoach.safety import QUESTIONS, save_screening
+    from voicecoach.safety.rules import QUESTIONS, save_screening
 
     # Answered before, so the first-session questions are not asked here.
     save_screening({q.key: False for q in QUESTIONS}, folder=tmp_path)
@@ -450,7 +450,7 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
     assert "KNEES IN" in text and "TWIST" in text and "PAUSED" in text
     assert "Stopped at" in text and "in Twist" in text
     assert "Traceback" not in text
-    from voicecoach.history import History
+    from voicecoach.safety.history import History
 
     (session,) = History(tmp_path).sessions()
     assert (session.kind, session.completed, session.stopped_at) == ("live", False, "Twist")

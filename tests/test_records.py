@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.history import History
 from voicecoach.live.player import NoSoundDevice, Player, open_device, sections
 from voicecoach.plan.timeline import Kind, PlanOptions, build_plan, from_onwards, select_exercises
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
-from voicecoach.safety import QUESTIONS, Screening, assess
+from voicecoach.safety.history import History
+from voicecoach.safety.rules import QUESTIONS, Screening, assess
 
 ROUTINE = """\
 title: Tiny records
@@ -175,7 +175,7 @@ def test_from_outside_the_chosen_exercises_is_a_mistake() -> None:
 @pytest.mark.parametrize("key", [q.key for q in QUESTIONS])
 def test_contradictory_answers_to_one_question_are_a_mistake(key: str) -> None:
     from voicecoach.errors import UserError
-    from voicecoach.safety import parse_answers
+    from voicecoach.safety.rules import parse_answers
 
     for first, second in itertools.permutations(["yes", "no", "y", "n", "true", "false"], 2):
         pair = [f"{key}={first}", f"{key.upper()}= {second}"]

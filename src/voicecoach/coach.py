@@ -15,16 +15,16 @@ from voicecoach.errors import UserError
 from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
 from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
-from voicecoach.safety import QUESTIONS
+from voicecoach.safety.rules import QUESTIONS
 from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
     from voicecoach.export.tracks import ExportOptions, Track
-    from voicecoach.history import SessionRecord
     from voicecoach.live.player import SessionResult
     from voicecoach.plan.compose import Composition
-    from voicecoach.safety import Question, Screening, Verdict
+    from voicecoach.safety.history import SessionRecord
+    from voicecoach.safety.rules import Question, Screening, Verdict
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
@@ -213,9 +213,15 @@ def decide(
 ) -> Decision:
     """Screening, frequency limits (live purposes only) and familiarity decide what the session
     holds. Raises UserError when nothing of it may be done."""
-    from voicecoach.history import History
     from voicecoach.plan.timeline import select_exercises
-    from voicecoach.safety import LIMIT_CODES, QUESTIONS, assess, load_screening, save_screening
+    from voicecoach.safety.history import History
+    from voicecoach.safety.rules import (
+        LIMIT_CODES,
+        QUESTIONS,
+        assess,
+        load_screening,
+        save_screening,
+    )
 
     options = settings.plan_options(purpose)
     screening = load_screening()
@@ -397,7 +403,7 @@ def record(session: Session, result: SessionResult | None = None, *,
            now: float | None = None) -> SessionRecord:
     """Write a session to history: an export as made whole, a live one as far as it went
     (what was done counts towards the limits even when it stopped or failed)."""
-    from voicecoach.history import History, SessionRecord
+    from voicecoach.safety.history import History, SessionRecord
 
     verdict, routine = session.verdict, session.routine
     ended = time.time() if now is None else now
@@ -417,7 +423,7 @@ def record(session: Session, result: SessionResult | None = None, *,
 
 def history(limit: int = 20) -> list:  # type: ignore[type-arg]
     """The most recent sessions and exports, newest first."""
-    from voicecoach.history import History
+    from voicecoach.safety.history import History
 
     return History().sessions(limit=limit)
 
@@ -530,7 +536,7 @@ def rate(exercise: str, verdict: str) -> str:
 def screening(answers: Sequence[str] | None = None, *,
               ask: ScreeningPrompt | None = None) -> Screening:
     """The stored screening answers, after merging `KEY=yes|no` pairs or asking anew."""
-    from voicecoach.safety import QUESTIONS, load_screening, parse_answers, save_screening
+    from voicecoach.safety.rules import QUESTIONS, load_screening, parse_answers, save_screening
 
     current = load_screening()
     if answers:
@@ -543,7 +549,7 @@ def screening(answers: Sequence[str] | None = None, *,
 
 
 def gentle_routines() -> list[str]:
-    from voicecoach.safety import gentle_routines as gentle
+    from voicecoach.safety.rules import gentle_routines as gentle
 
     return gentle()
 
@@ -558,8 +564,8 @@ class Report:
 
 
 def report(limit: int = 20) -> Report:
-    from voicecoach.history import History, streaks
-    from voicecoach.safety import limits_overview
+    from voicecoach.safety.history import History, streaks
+    from voicecoach.safety.rules import limits_overview
 
     store = History()
     return Report(store.sessions(limit=limit), streaks(store.active_days()),

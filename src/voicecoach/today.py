@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicecoach.errors import Fault, UserError
-from voicecoach.history import History, data_dir
 from voicecoach.plan import compose
 from voicecoach.plan.compose import Composition, Entry, Facts, Refusal, Request
 from voicecoach.plan.timeline import Measure
 from voicecoach.routine.names import slug
+from voicecoach.safety.history import History, data_dir
 from voicecoach.storage import atomic
 
 if TYPE_CHECKING:
-    from voicecoach.safety import Screening
+    from voicecoach.safety.rules import Screening
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
@@ -78,7 +78,7 @@ def make(
     now: float | None = None,
 ) -> Composition:
     """Compose the session for `request` from the bundled library and what history says."""
-    from voicecoach.safety import load_screening
+    from voicecoach.safety.rules import load_screening
 
     history = history or History()
     screening = screening or load_screening()

@@ -13,7 +13,7 @@ from voicecoach.coach import Notice, Settings
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from voicecoach.safety import Question
+    from voicecoach.safety.rules import Question
 
 _D = Settings()
 

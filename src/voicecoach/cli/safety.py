@@ -18,7 +18,7 @@ from voicecoach.routine.durations import format_clock, format_duration
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from voicecoach.safety import Question
+    from voicecoach.safety.rules import Question
 
 
 @app.command()

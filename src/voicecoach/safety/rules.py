@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicecoach.errors import Fault, UserError
-from voicecoach.history import History, data_dir
 from voicecoach.routine.model import Exercise, Routine
 from voicecoach.routine.wording import wording
+from voicecoach.safety.history import History, data_dir
 from voicecoach.storage import atomic
 
 SAFETY_FILE = "safety.json"
