@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers import decoded
-from voicecoach import today
 from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.coach import today
 from voicecoach.plan import compose
 from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
 from voicecoach.plan.timeline import PlanOptions, build_plan

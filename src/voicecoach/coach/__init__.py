@@ -148,7 +148,7 @@ def resolve(spec: str, settings: Settings | None = None) -> Path:
     from voicecoach.routine import library
 
     if spec == TODAY and not Path(spec).exists():
-        from voicecoach import today
+        from voicecoach.coach import today
 
         _, path = today.today_session(today.speech_measure(*speech(settings or Settings())))
         return path
@@ -515,7 +515,7 @@ def make(request: Request, dest: Path | None = None,
          settings: Settings | None = None) -> tuple[Composition, Path]:
     """Compose a session from the library for `request`, timed with the settings' voice; write
     it (never over a file `make` did not write) and keep the request for `today`."""
-    from voicecoach import today
+    from voicecoach.coach import today
 
     made = today.make(request, today.speech_measure(*speech(settings or Settings())))
     dest = dest or today.default_output(request.day)
@@ -526,7 +526,7 @@ def make(request: Request, dest: Path | None = None,
 
 def rate(exercise: str, verdict: str) -> str:
     """Thumb a library exercise up, down or clear; returns its name as the library spells it."""
-    from voicecoach import today
+    from voicecoach.coach import today
 
     return today.rate(exercise, verdict)
 
