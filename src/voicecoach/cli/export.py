@@ -36,8 +36,6 @@ from voicecoach.cli.options import (
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.errors import UserError
-from voicecoach.routine import library
-from voicecoach.routine.durations import format_clock
 
 
 @app.command()
@@ -74,14 +72,12 @@ def export(
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
-    from voicecoach.export.outputs import STDOUT
-
     if all_dir is not None and output is not None:
         raise UserError("--all takes the folder itself; -o is for one routine",
                         fix="e.g. `voicecoach export --all tracks/`")
     if (routine is None) == (all_dir is None):
         raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
-    to_stdout = output == STDOUT
+    to_stdout = output == coach.STDOUT
     if to_stdout and as_json:
         raise UserError("-o - writes the MP3 to standard output; --json cannot go there too",
                         fix="leave out --json")
@@ -98,7 +94,7 @@ def export(
     sources = (
         [(coach.resolve(routine, chosen), output)]
         if routine is not None
-        else [(path, None) for path in library.bundled().values()]
+        else [(path, None) for path in coach.bundled()]
     )
     jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
                               skip_refused=routine is None, screening_prompt=ask_screening,
@@ -120,7 +116,7 @@ def export(
 def _describe(track) -> str:  # type: ignore[no-untyped-def]
     size = track.size / 1e6
     where = "MP3 to standard output" if str(track.path) == "-" else track.path
-    line = f"Wrote {where} ({format_clock(track.duration)}, {size:.1f} MB"
+    line = f"Wrote {where} ({coach.format_clock(track.duration)}, {size:.1f} MB"
     if track.chapters:
         line += f", {len(track.chapters)} chapters"
     line += ")"
@@ -139,12 +135,7 @@ def voices(
 
     Example: [bold]voicecoach voices --language en[/bold]
     """
-    from voicecoach.speech import get_engine
-
-    found = get_engine(engine).voices()
-    if language:
-        want = language.lower().replace("_", "-")
-        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    found = coach.voices(engine, language)
     if as_json:
         typer.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages),
                                 "gender": v.gender} for v in found], indent=2, ensure_ascii=False))

@@ -12,7 +12,6 @@ from voicecoach import coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import UnderstandOpt
 from voicecoach.errors import UserError
-from voicecoach.routine.durations import format_clock
 
 
 @app.command()
@@ -36,10 +35,10 @@ def make(
     request = coach.Request(minutes, day, tuple(focus or ()), tuple(equipment or coach.DEFAULT_EQUIPMENT),
                       gentle, i_understand)
     made, dest = coach.make(request, output)
-    typer.echo(f"Wrote {dest}: {made.routine.title}, {format_clock(made.seconds)} "
+    typer.echo(f"Wrote {dest}: {made.routine.title}, {coach.format_clock(made.seconds)} "
                f"({len(made.routine.exercises)} exercises from {made.pool} eligible)")
     for title, start, end in made.plan.chapters()[1:]:
-        typer.echo(f"  {format_clock(made.plan.seconds(end - start)):>6}  {title}")
+        typer.echo(f"  {coach.format_clock(made.plan.seconds(end - start)):>6}  {title}")
     for name, reason in made.left_out:
         typer.echo(f"Left out: {name}: {reason}")
     for what, count in made.skipped:

@@ -37,8 +37,6 @@ from voicecoach.cli.options import (
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.errors import os_fault
-from voicecoach.routine.durations import format_clock
-from voicecoach.routine.wording import fill
 
 if TYPE_CHECKING:
     from voicecoach.live.player import SessionResult
@@ -93,8 +91,6 @@ def play(
     Example: [bold]voicecoach play five-minute-back --from "cat cow"[/bold]
     """
     from voicecoach.cli.live_view import watch
-    from voicecoach.export.outputs import OutputPlan
-    from voicecoach.live.player import Player
 
     chosen = settings(engine=engine, voice=voice, rate=rate, volume=volume, no_cache=no_cache,
                       only=only, skip=skip, pace=pace, detail=detail, lead_in=lead_in,
@@ -103,11 +99,8 @@ def play(
     coach.speech(chosen)
     source = coach.resolve(routine, chosen)
     if events is not None:  # the events file must not replace the routine or the music
-        outputs = OutputPlan()
-        outputs.read("routine file", source)
-        outputs.read("music file", music)
-        outputs.write("events file", events)
-        outputs.check()
+        coach.check_outputs([("routine file", source), ("music file", music)],
+                            [("events file", events)])
     loaded = coach.load(source, chosen, notify=tell)
     if from_:
         chosen = coach.starting_at(loaded, chosen, from_)
@@ -122,7 +115,7 @@ def play(
         with LazyProgress(quiet=not interactive) as progress:
             session = coach.render(decision, chosen, progress=progress)
         try:
-            player = Player(session.audio, audio=audio.value)
+            player = coach.Player(session.audio, audio=audio.value)
             # Cue lines go to stdout when there is no live view, or when stdout is not the screen.
             lines = sys.stdout if not interactive or not sys.stdout.isatty() else None
             try:
@@ -153,8 +146,8 @@ def _finish(session: coach.Session, result: SessionResult) -> None:
         line = f"Done: {session.routine.title}, {done} exercise{'s' * (done != 1)}"
     else:
         total = session.plan.duration
-        line = f"Stopped at {format_clock(result.position)} of {format_clock(total)}"
+        line = f"Stopped at {coach.format_clock(result.position)} of {coach.format_clock(total)}"
         line += f" in {result.stopped_at}" if result.stopped_at else ""
     if result.paused >= 1:
-        line += f" (paused {format_clock(result.paused)})"
-    typer.echo(fill("{line}.", line=line), err=True)
+        line += f" (paused {coach.format_clock(result.paused)})"
+    typer.echo(coach.fill("{line}.", line=line), err=True)

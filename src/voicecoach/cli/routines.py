@@ -33,7 +33,6 @@ from voicecoach.cli.options import (
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.errors import RoutineErrors, UserError
-from voicecoach.routine.durations import format_clock, format_duration
 
 
 @app.command("list")
@@ -59,7 +58,7 @@ def list_cmd(
     for s in summaries:
         equipment = ", ".join(s.equipment) or "none"
         typer.echo(
-            f"{s.id:<{width}}  {format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
+            f"{s.id:<{width}}  {coach.format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
             f"{s.title}  [{equipment}]"
         )
 
@@ -119,8 +118,8 @@ def show(
         if event.exercise != current and event.exercise:
             typer.echo(f"\n  {event.exercise}")
         current = event.exercise
-        typer.echo(f"{format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
-    typer.echo(f"\nTotal {format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
+        typer.echo(f"{coach.format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
+    typer.echo(f"\nTotal {coach.format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
     for name, reason in plan.left_out:
         typer.echo(f"Left out: {name}: {reason}")
 

@@ -13,7 +13,6 @@ from voicecoach import cancel, coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import JsonOpt
 from voicecoach.errors import UserError
-from voicecoach.routine.durations import format_clock, format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,7 +96,7 @@ def history(
         elif s.completed:
             state = "completed"
         else:
-            state = f"stopped at {format_clock(s.position)}" + (f" in {s.stopped_at}" if s.stopped_at else "")
+            state = f"stopped at {coach.format_clock(s.position)}" + (f" in {s.stopped_at}" if s.stopped_at else "")
         if not s.counts:
             state += ", no exercise done (not counted)"
         forced = "  (limits overridden)" if s.forced else ""
@@ -106,7 +105,7 @@ def history(
     typer.echo("\nLimited exercises:")
     for item in limits:
         rule = ", ".join(filter(None, [
-            f"wait {format_duration(item['wait'])}" if item["wait"] else "",
+            f"wait {coach.format_duration(item['wait'])}" if item["wait"] else "",
             f"at most {item['max_per_day']} a day" if item["max_per_day"] else "",
         ]))
         nxt = item["next_allowed"] or "now"

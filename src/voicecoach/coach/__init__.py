@@ -14,7 +14,9 @@ from voicecoach.audio.mix import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
 from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
 from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
+from voicecoach.routine.durations import format_clock, format_duration
 from voicecoach.routine.model import Routine
+from voicecoach.routine.wording import fill
 from voicecoach.safety.rules import QUESTIONS
 from voicecoach.speech.base import DEFAULT_RATE
 
@@ -30,7 +32,21 @@ if TYPE_CHECKING:
 
 
 __all__ = ["DEFAULT_EQUIPMENT", "QUESTIONS", "Purpose", "Request", "Session", "Settings",
-           "export", "load", "plan_json", "prepare", "record"]
+           "export", "fill", "format_clock", "format_duration", "load", "plan_json", "prepare",
+           "record"]
+
+#: What front ends may use from the stages above the core, loaded on first use (miniaudio is
+#: only for live play).
+_LAZY = {"Player": "voicecoach.live.player", "Onset": "voicecoach.live.player",
+         "STDOUT": "voicecoach.export.outputs", "OutputPlan": "voicecoach.export.outputs"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'voicecoach.coach' has no attribute {name!r}")
 
 
 class Purpose(StrEnum):
@@ -187,6 +203,37 @@ def starting_at(routine: Routine, settings: Settings, name: str) -> Settings:
 
     return dataclasses.replace(settings, skip=(),
                                only=from_onwards(routine, name, settings.only, settings.skip))
+
+
+def bundled() -> list[Path]:
+    """The files of the bundled routines, in id order."""
+    from voicecoach.routine import library
+
+    return list(library.bundled().values())
+
+
+def voices(engine: str | None = None, language: str | None = None) -> list:  # type: ignore[type-arg]
+    """The voices an engine offers, optionally only those for a language such as en or en-gb."""
+    from voicecoach.speech import get_engine
+
+    found = get_engine(engine).voices()
+    if language:
+        want = language.lower().replace("_", "-")
+        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    return found
+
+
+def check_outputs(reads: Sequence[tuple[str, Path | None]],
+                  writes: Sequence[tuple[str, Path]]) -> None:
+    """Files a command reads and writes, checked against each other before any work starts."""
+    from voicecoach.export.outputs import OutputPlan
+
+    outputs = OutputPlan()
+    for what, path in reads:
+        outputs.read(what, path)
+    for what, path in writes:
+        outputs.write(what, path)
+    outputs.check()
 
 
 # -- safety --------------------------------------------------------------------------------------
