@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from voicecoach.audio.ffmpeg import ffmpeg_exe
-from voicecoach.audio.mix import SoundOptions
+from voicecoach.audio.options import SoundOptions
 from voicecoach.audio.prepare import prepare
 from voicecoach.audio.tones import TONES
 from voicecoach.plan.timeline import (

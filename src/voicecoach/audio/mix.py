@@ -34,8 +34,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,23 +43,19 @@ from voicecoach import cancel
 from voicecoach.audio import loudness as lu
 from voicecoach.audio import tones as chime_sounds
 from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
-from voicecoach.errors import UserError
-from voicecoach.plan.timeline import ChimeKind, Plan, PlanOptions
+from voicecoach.audio.options import SoundOptions
+from voicecoach.plan.timeline import ChimeKind, Plan
 
 if TYPE_CHECKING:
     from voicecoach.audio.music import MusicBed
     from voicecoach.storage.cache import ClipCache
     from voicecoach.storage.spool import ClipStore
 
-DEFAULT_LOUDNESS = -16.0
-LOUDNESS_RANGE = (-30.0, -14.0)
 #: The promised true peak of an exported track, and the PCM ceiling (of the limiter's detector)
 #: that keeps it once the encoder's error is added (see above).
 CEILING_DB = -2.5
 #: LAME's fixed 0.95 scale, put back so the MP3 (not the PCM) meets the target.
 ENCODER_GAIN_DB = 20 * math.log10(0.95)
-DEFAULT_DUCK = -12.0
-DUCK_RANGE = (-40.0, 0.0)
 #: The duck's ramps: down over the 150 ms before a cue's first word, up over 150 ms after its last.
 DUCK_RAMP = 0.15
 #: Music between cues sits this many LU from the speech.
@@ -76,39 +71,6 @@ PROCESS_STEPS = 8
 FIRST_SLOPE = 0.6
 PROCESS_THREADS = min(2, os.cpu_count() or 1)
 #: The track model's prediction on the heard clips must be this close to the target.
-
-
-@dataclass(frozen=True)
-class SoundOptions:
-    """Everything about how a session sounds, shared by export and live play.
-
-    chimes / countdown_ticks: None keeps the routine's setting. They change the plan (chime
-    places), the rest only the audio."""
-
-    loudness: float = DEFAULT_LOUDNESS
-    chimes: bool | None = None
-    countdown_ticks: bool | None = None
-    music: Path | None = None
-    duck: float = DEFAULT_DUCK
-
-    def __post_init__(self) -> None:
-        lo, hi = LOUDNESS_RANGE
-        if not lo <= self.loudness <= hi:
-            raise UserError(f"loudness {self.loudness:g} LUFS is out of range",
-                            fix=f"use {lo:g} to {hi:g} (default {DEFAULT_LOUDNESS:g})")
-        lo, hi = DUCK_RANGE
-        if not lo <= self.duck <= hi:
-            raise UserError(f"duck {self.duck:g} dB is out of range",
-                            fix=f"use {lo:g} to {hi:g} dB (default {DEFAULT_DUCK:g})")
-
-    def plan_options(self, options: PlanOptions) -> PlanOptions:
-        """The plan options with these chime settings applied (None leaves the routine's)."""
-        changes: dict[str, bool] = {}
-        if self.chimes is not None:
-            changes["chimes"] = self.chimes
-        if self.countdown_ticks is not None:
-            changes["countdown_ticks"] = self.countdown_ticks
-        return replace(options, **changes) if changes else options
 
 
 # -- clips ----------------------------------------------------------------------------------

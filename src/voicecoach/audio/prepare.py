@@ -14,7 +14,8 @@ from voicecoach.routine.model import Routine
 from voicecoach.storage.spool import ClipStore
 
 if TYPE_CHECKING:
-    from voicecoach.audio.mix import ClipInfo, Mixer, SoundOptions
+    from voicecoach.audio.mix import ClipInfo, Mixer
+    from voicecoach.audio.options import SoundOptions
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
@@ -105,7 +106,8 @@ def prepare(
 
     The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
     so the plan is sample-exact and nothing is synthesised that the plan does not use."""
-    from voicecoach.audio.mix import SoundOptions, make_sound
+    from voicecoach.audio.mix import make_sound
+    from voicecoach.audio.options import SoundOptions
 
     sound = sound or SoundOptions()
     raw = ClipStore()

@@ -10,35 +10,36 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
-from voicecoach.audio.mix import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
+from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
-from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
+from voicecoach.export.mp3 import DEFAULT_BITRATE
 from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
 from voicecoach.routine.durations import format_clock, format_duration
 from voicecoach.routine.model import Routine
 from voicecoach.routine.wording import fill
-from voicecoach.safety.rules import QUESTIONS
 from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
     from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.live.player import SessionResult
-    from voicecoach.plan.compose import Composition
+    from voicecoach.plan.compose import Composition, Request
     from voicecoach.safety.history import SessionRecord
     from voicecoach.safety.rules import Question, Screening, Verdict
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
 
-__all__ = ["DEFAULT_EQUIPMENT", "QUESTIONS", "Purpose", "Request", "Session", "Settings",
+__all__ = ["Purpose", "Session", "Settings",
            "export", "fill", "format_clock", "format_duration", "load", "plan_json", "prepare",
            "record"]
 
 #: What front ends may use from the stages above the core, loaded on first use (miniaudio is
 #: only for live play).
 _LAZY = {"Player": "voicecoach.live.player", "Onset": "voicecoach.live.player",
-         "STDOUT": "voicecoach.export.outputs", "OutputPlan": "voicecoach.export.outputs"}
+         "STDOUT": "voicecoach.export.outputs", "OutputPlan": "voicecoach.export.outputs",
+         "Request": "voicecoach.plan.compose", "DEFAULT_EQUIPMENT": "voicecoach.plan.compose",
+         "QUESTIONS": "voicecoach.safety.rules"}
 
 
 def __getattr__(name: str) -> object:
@@ -90,7 +91,7 @@ class Settings:
     music: Path | None = None
     duck: float = DEFAULT_DUCK
     loudness: float = DEFAULT_LOUDNESS
-    bitrate: int = 64
+    bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:

@@ -22,6 +22,8 @@ _OWN_GROUP: dict[str, object] = (
     {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
     else {"start_new_session": True}
 )
+#: kbit/s: speech at 22.05 kHz mono needs no more (higher rates are offered for music beds).
+DEFAULT_BITRATE = 64
 _DISK_FULL = ("No space left", "File too large", "Disk quota")
 _NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
@@ -30,7 +32,7 @@ def encode_mp3(
     chunks: Iterable[bytes],
     dest: Path,
     *,
-    bitrate: int = 64,
+    bitrate: int = DEFAULT_BITRATE,
     rate: int = SAMPLE_RATE,
     finish: Callable[[Path], None] | None = None,
     on_progress: Progress | None = None,

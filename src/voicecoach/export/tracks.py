@@ -13,7 +13,7 @@ from typing import BinaryIO
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.audio.prepare import Prepared
 from voicecoach.errors import UserError
-from voicecoach.export.mp3 import encode_mp3
+from voicecoach.export.mp3 import DEFAULT_BITRATE, encode_mp3
 from voicecoach.export.outputs import STDOUT, OutputPlan
 from voicecoach.export.tags import Chapter, TrackTags, write_tags
 from voicecoach.plan.timeline import Plan
@@ -33,7 +33,7 @@ MPEG2_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 
 @dataclass(frozen=True)
 class ExportOptions:
-    bitrate: int = 64
+    bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
     #: Speech volume: levelling brings every cue to the track's loudness, so a volume could
     #: not change an export; only 1 is accepted, and --loudness sets the level.
