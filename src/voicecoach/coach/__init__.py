@@ -21,11 +21,17 @@ from voicecoach.speech.base import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
+    from voicecoach.export.outputs import STDOUT, OutputPlan  # noqa: F401 (see _LAZY)
     from voicecoach.export.tracks import ExportOptions, Track
-    from voicecoach.live.player import SessionResult
-    from voicecoach.plan.compose import Composition, Request
+    from voicecoach.live.player import Onset, Player, SessionResult  # noqa: F401
+    from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request  # noqa: F401
     from voicecoach.safety.history import SessionRecord
-    from voicecoach.safety.rules import Question, Screening, Verdict
+    from voicecoach.safety.rules import (
+        QUESTIONS,  # noqa: F401
+        Question,
+        Screening,
+        Verdict,
+    )
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
 
