@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach import cancel
-from voicecoach.audio.assemble import pcm_chunks
 from voicecoach.audio.pcm import frames
 from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
@@ -29,21 +28,16 @@ class Prepared:
 
     plan: Plan
     clips: Mapping[str, bytes]
-    mixer: Mixer | None = None
+    mixer: Mixer
 
     def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The audio of frames [start, end) as s16le mono PCM chunks: what export encodes and
         live play sends to the speakers, so both are always the same."""
-        if self.mixer is None:
-            return pcm_chunks(self.plan, self.clips, start, end)
         return self.mixer.stream(start, end)
 
     def close(self) -> None:
         """Let go of the temporary files (clips, music) now rather than at exit."""
-        if self.mixer is not None:
-            self.mixer.close()
-        elif isinstance(self.clips, ClipStore):
-            self.clips.close()
+        self.mixer.close()
 
 
 def check_speech(engine: Engine, settings: VoiceSettings) -> None:

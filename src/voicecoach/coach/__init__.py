@@ -360,13 +360,15 @@ def prepare(
     return render(decision, settings, progress=progress)
 
 
-def render(decision: Decision, settings: Settings, *, progress: Progress | None = None) -> Session:
-    """Speak (or fetch from the cache) every cue of a decided session and make its sound."""
+def render(decision: Decision, settings: Settings, *, progress: Progress | None = None,
+           estimate: Plan | None = None) -> Session:
+    """Speak (or fetch from the cache) every cue of a decided session and make its sound.
+    `estimate` (a plan from text lengths, if one was made already) sizes the progress bar."""
     from voicecoach.audio.prepare import prepare as prepare_audio
 
     started = time.time()
     audio = _with_progress(prepare_audio, decision.routine, decision.options, settings,
-                           progress, settings.sound())
+                           progress, settings.sound(), estimate)
     return Session(decision, audio, started)
 
 
@@ -442,11 +444,12 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
     return summaries
 
 
-def _with_progress(make, routine, options, settings, progress, sound):  # type: ignore[no-untyped-def]
+def _with_progress(make, routine, options, settings, progress, sound, estimate=None):  # type: ignore[no-untyped-def]
     engine, voice, cache = speech(settings)
     if progress is not None:
         # The estimated plan names the cues to speak: enough to size the bar.
-        progress.stage("Speaking cues", len(build_plan(routine, options).spoken_texts()))
+        estimate = estimate or build_plan(routine, options)
+        progress.stage("Speaking cues", len(estimate.spoken_texts()))
     return make(routine, options, engine=engine, settings=voice, cache=cache,
                 on_clip=progress.set if progress is not None else None, sound=sound)
 
@@ -490,6 +493,8 @@ class ExportJob:
 
     decision: Decision
     dest: Path
+    #: The plan from text lengths that named the outputs (it also sizes the progress bar).
+    estimate: Plan
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
@@ -534,7 +539,7 @@ def plan_exports(
         dest = dest or default_output(routine.id, folder=folder, split=split)
         estimate = build_plan(routine, sound.plan_options(decision.options))
         plan_outputs(outputs, routine, estimate, dest, export_options, split=split)
-        jobs.append(ExportJob(decision, dest))
+        jobs.append(ExportJob(decision, dest, estimate))
     outputs.check()
     return jobs
 
@@ -548,7 +553,7 @@ def export(
 
     options = settings.export_options()
     routine = job.decision.routine
-    session = render(job.decision, settings, progress=progress)
+    session = render(job.decision, settings, progress=progress, estimate=job.estimate)
     advance = progress.advance if progress is not None else None
     with session:
         if progress is not None:
