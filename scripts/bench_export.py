@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from voicecoach.encode import _command
-from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.loader import load_routine
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach import coach
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.export.mp3 import _command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_routines import write_routine
@@ -90,7 +89,7 @@ def _speechlike(frames: int) -> bytes:
 
 def make_music(path: Path, seconds: float = 180.0) -> Path:
     """A stand-in for a song: a slow chord over soft pink noise, with a beat, as an MP3."""
-    from voicecoach.ffmpeg import ffmpeg_exe
+    from voicecoach.audio.ffmpeg import ffmpeg_exe
 
     sources = []
     for freq in (110, 165, 220, 330):
@@ -107,18 +106,8 @@ def make_music(path: Path, seconds: float = 180.0) -> Path:
 def mixed_pcm(routine: Path, music: Path, cache: Path) -> bytes:
     """The exact PCM an export with this music encodes (for ffmpeg alone on the same signal)."""
     os.environ["VOICECOACH_CACHE_DIR"] = str(cache)
-    from voicecoach.cache import ClipCache
-    from voicecoach.session import prepare
-    from voicecoach.sound import SoundOptions
-    from voicecoach.speech import VoiceSettings, get_engine
-
-    prepared = prepare(load_routine(routine), PlanOptions(), engine=get_engine(None),
-                       settings=VoiceSettings(), cache=ClipCache(),
-                       sound=SoundOptions(music=music))
-    try:
-        return b"".join(prepared.stream())
-    finally:
-        prepared.close()
+    with coach.prepare(coach.load(routine), coach.Settings(music=music)) as session:
+        return b"".join(session.stream())
 
 
 def main() -> None:
@@ -129,7 +118,8 @@ def main() -> None:
         folder = Path(tmp)
         r30 = write_routine(folder / "bench-30.yaml", minutes=30)
         r120 = write_routine(folder / "bench-120.yaml", minutes=120)
-        frames = build_plan(load_routine(r30), PlanOptions()).total
+        plain = coach.Settings()
+        frames = coach.timed_plan(coach.decide(coach.load(r30), plain), plain, estimate=True).total
         print(f"routine: {r30.name}, about {frames / SAMPLE_RATE / 60:.1f} min")
         cold, warm, alone, rss30 = [], [], [], []
         for i in range(args.repeat):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from voicecoach.loader import load_routine
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.routine.loader import load_routine
 
 _KINDS = [
     {"setup": ["Lie on your back on the mat.", "Bend your knees, feet flat."], "hold": "45s"},

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from voicecoach.ffmpeg import SAMPLE_RATE, SAMPLE_WIDTH
+from voicecoach.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH
 from voicecoach.speech import VoiceSettings, engine_names, get_engine
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from voicecoach.schema import write_schema
+from voicecoach.routine.schema import write_schema
 
 if __name__ == "__main__":
     print(write_schema(Path(__file__).resolve().parents[1] / "routines"))

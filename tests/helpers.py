@@ -6,7 +6,8 @@ import array
 import math
 from pathlib import Path
 
-from voicecoach.ffmpeg import SAMPLE_RATE, decode_pcm
+from voicecoach.audio.ffmpeg import decode_pcm
+from voicecoach.audio.pcm import SAMPLE_RATE
 
 
 def decoded(path: Path) -> array.array[int]:

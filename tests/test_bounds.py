@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from voicecoach.errors import UserError
-from voicecoach.model import Routine
-from voicecoach.plan import PlanOptions, build_plan
+from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.routine.model import Routine
 
 PACES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 HOUR = 3600.0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach import cache as cache_module
-from voicecoach.cache import ClipCache, default_cache_dir
 from voicecoach.speech import Voice, VoiceSettings, render_clips
 from voicecoach.speech.espeak import EspeakEngine
+from voicecoach.storage import cache as cache_module
+from voicecoach.storage.cache import ClipCache, default_cache_dir
 
 TEXTS = ["Breathe in.", "Lift your arms.", "Hold for five seconds.", "Relax.", "Well done."]
 

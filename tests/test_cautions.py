@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.model import Routine
-from voicecoach.plan import Kind, PlanOptions, build_plan
+from voicecoach.plan.timeline import Kind, PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import Routine
 
 
 def _said(routine: Routine, detail: str) -> tuple[list[str], Counter[tuple[str | None, Kind]]]:

@@ -21,7 +21,7 @@ from mutagen.id3 import ID3
 
 from helpers import decoded
 from voicecoach import cancel
-from voicecoach.cache import ClipCache
+from voicecoach.storage.cache import ClipCache
 
 ROUTINE = """\
 title: Fault test
@@ -453,7 +453,7 @@ CUT_CLIP = """\
 import json, os, signal, sys, threading, time
 from pathlib import Path
 from voicecoach import cancel
-from voicecoach.cache import ClipCache
+from voicecoach.storage.cache import ClipCache
 from voicecoach.speech import VoiceSettings, get_engine, render_clips
 
 cancel.install()

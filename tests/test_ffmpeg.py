@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach import ffmpeg
+from voicecoach.audio import ffmpeg
+from voicecoach.audio.ffmpeg import decode_pcm, ffmpeg_exe
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from voicecoach.errors import EncoderError
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH, decode_pcm, ffmpeg_exe
 
 
 def make_audio(path: Path, fmt: str, seconds: float = 1.0) -> Path:
@@ -106,7 +107,7 @@ def test_garbage_gives_ffmpegs_message(tmp_path: Path) -> None:
 
 def test_pydub_is_configured_without_warnings() -> None:
     code = (
-        "from voicecoach.ffmpeg import pydub_audio_segment, ffmpeg_exe\n"
+        "from voicecoach.audio.ffmpeg import pydub_audio_segment, ffmpeg_exe\n"
         "assert pydub_audio_segment().converter == ffmpeg_exe()\n"
     )
     # pydub's own source has invalid escape sequences: compiled under -W error (no .pyc yet)

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicecoach.errors import RoutineErrors, UserError
-from voicecoach.loader import load_routine
-from voicecoach.plan import build_plan
+from voicecoach.plan.timeline import build_plan
+from voicecoach.routine.loader import load_routine
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0,
                 max_size=40)

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voicecoach import library
-from voicecoach.loader import load_routine
-from voicecoach.model import (
+from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.routine import library
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import (
     Breathing,
     Caution,
     CueSwitches,
@@ -27,8 +28,7 @@ from voicecoach.model import (
     Routine,
     Step,
 )
-from voicecoach.plan import PlanOptions, build_plan
-from voicecoach.schema import MODELINE
+from voicecoach.routine.schema import MODELINE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "routine-format.md"

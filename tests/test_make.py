@@ -13,18 +13,19 @@ from pathlib import Path
 import pytest
 
 from helpers import decoded
-from voicecoach import compose, today
-from voicecoach.cache import ClipCache
-from voicecoach.compose import AFTER, BEFORE, Refusal, Request
-from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.history import History, SessionRecord
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.model import Area, Role
-from voicecoach.names import slug
-from voicecoach.plan import PlanOptions, build_plan
-from voicecoach.safety import QUESTIONS, Screening
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.coach import today
+from voicecoach.plan import compose
+from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
+from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import Area, Role
+from voicecoach.routine.names import slug
+from voicecoach.safety.history import History, SessionRecord
+from voicecoach.safety.rules import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
+from voicecoach.storage.cache import ClipCache
 
 GEAR = ["mat", "foam roller", "chair", "bed", "tennis ball", "wall", "towel"]
 AREAS = [a.value for a in Area]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import decoded
 
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE
 
 ROUTINE = "title: Tiny\nexercises:\n  - name: Reach\n    hold: 1s\n"
 
@@ -29,7 +29,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 def _music(folder: Path) -> Path:
     # A real audio file, made by the same ffmpeg voicecoach uses.
-    from voicecoach.ffmpeg import ffmpeg_exe
+    from voicecoach.audio.ffmpeg import ffmpeg_exe
 
     path = folder / "song.mp3"
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
@@ -116,7 +116,7 @@ def test_case_folded_outputs_of_one_export_are_one_file(tmp_path: Path) -> None:
     """`--all` into a folder with two routines whose ids differ only in capitals would be one
     file on a phone's FAT card: the plan compares outputs case-folded."""
     from voicecoach.errors import UserError
-    from voicecoach.outputs import OutputPlan
+    from voicecoach.export.outputs import OutputPlan
 
     plan = OutputPlan()
     plan.write("track", tmp_path / "Back.mp3", suffix=".mp3")

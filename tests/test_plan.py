@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from voicecoach.errors import UserError
-from voicecoach.model import Routine
-from voicecoach.plan import MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
+from voicecoach.plan.timeline import MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
+from voicecoach.routine.model import Routine
 
 RATE = 22050
 

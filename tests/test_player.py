@@ -20,9 +20,7 @@ import pytest
 
 from voicecoach.cli.live_view import KeyParser, big_text, countdown_text
 from voicecoach.errors import UserError
-from voicecoach.loader import load_routine
-from voicecoach.plan import MIN_GAP, PlanOptions
-from voicecoach.player import (
+from voicecoach.live.player import (
     FADE_MS,
     MAX_GAIN_DB,
     PERIOD_MS,
@@ -36,6 +34,8 @@ from voicecoach.player import (
     scale,
     sections,
 )
+from voicecoach.plan.timeline import MIN_GAP, PlanOptions
+from voicecoach.routine.loader import load_routine
 
 #: Onsets are stamped by the audio thread on the wall clock: three device periods, and as much
 #: again for a callback that runs late on a loaded 2-core machine (31 ms was seen there).
@@ -66,9 +66,9 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.cache import ClipCache
-    from voicecoach.session import prepare
+    from voicecoach.audio.prepare import prepare
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     made = prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
                    settings=VoiceSettings(), cache=ClipCache())
@@ -357,9 +357,9 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
     cues = [line for line in lines if line["type"] == "cue"]
     # --from 3 is a session of the third exercise on, opened by the start cue and the cautions.
-    from voicecoach.cache import ClipCache
-    from voicecoach.session import timed_plan
+    from voicecoach.audio.prepare import timed_plan
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     plan = timed_plan(load_routine(routine_path), PlanOptions(lead_in=0.0, only=("3",)),
                       engine=get_engine(None), settings=VoiceSettings(), cache=ClipCache())
@@ -376,7 +376,7 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     assert len(printed) == len(want)
     assert [line.split("  ")[-1].strip() for line in printed] == [e.text for e in want]
     assert done.stderr.strip() == "Done: Tiny, 1 exercise."
-    from voicecoach.history import History
+    from voicecoach.safety.history import History
 
     (session,) = History(tmp_path).sessions()
     assert (session.kind, session.routine, session.completed) == ("live", "tiny", True)
@@ -413,7 +413,7 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
     import struct
     import termios
 
-    from voicecoach.safety import QUESTIONS, save_screening
+    from voicecoach.safety.rules import QUESTIONS, save_screening
 
     # Answered before, so the first-session questions are not asked here.
     save_screening({q.key: False for q in QUESTIONS}, folder=tmp_path)
@@ -460,7 +460,7 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
     assert "KNEES IN" in text and "TWIST" in text and "PAUSED" in text
     assert "Stopped at" in text and "in Twist" in text
     assert "Traceback" not in text
-    from voicecoach.history import History
+    from voicecoach.safety.history import History
 
     (session,) = History(tmp_path).sessions()
     assert (session.kind, session.completed, session.stopped_at) == ("live", False, "Twist")

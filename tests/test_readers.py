@@ -14,10 +14,10 @@ import imageio_ffmpeg
 import pytest
 from mutagen.id3 import ID3
 
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.plan import PlanOptions, build_plan
-from voicecoach.tags import Chapter, TrackTags, write_tags
+from voicecoach.export.tags import Chapter, TrackTags, write_tags
+from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 _CHAPTER = re.compile(r"Chapter #\d+:\d+: start (-?[\d.]+), end (-?[\d.]+)")
@@ -137,7 +137,7 @@ def test_texts_are_printed_as_written_without_a_doubled_full_stop(which: str, tm
         for ex in plan.exercises:
             assert any(t == ex or t == ex + "." for t in names), ex
     if which == "punctuated":
-        from voicecoach.plan import Kind
+        from voicecoach.plan.timeline import Kind
 
         assert kinds == set(Kind), set(Kind) - kinds
         assert {"Twist.", "Breathe?", "Curl ups!", "Count…"} <= {

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.history import History
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.plan import Kind, PlanOptions, build_plan, from_onwards, select_exercises
-from voicecoach.player import NoSoundDevice, Player, open_device, sections
-from voicecoach.safety import QUESTIONS, Screening, assess
+from voicecoach.live.player import NoSoundDevice, Player, open_device, sections
+from voicecoach.plan.timeline import Kind, PlanOptions, build_plan, from_onwards, select_exercises
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.safety.history import History
+from voicecoach.safety.rules import QUESTIONS, Screening, assess
 
 ROUTINE = """\
 title: Tiny records
@@ -41,9 +41,9 @@ def routine_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(routine_path: Path):  # type: ignore[no-untyped-def]
-    from voicecoach.cache import ClipCache
-    from voicecoach.session import prepare
+    from voicecoach.audio.prepare import prepare
     from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
 
     made = prepare(load_routine(routine_path), PlanOptions(lead_in=0.0), engine=get_engine(None),
                    settings=VoiceSettings(), cache=ClipCache())
@@ -98,7 +98,7 @@ _SLOW = {"quit after the first exercise", "played to the end"}
 def test_a_session_counts_only_if_an_exercise_was_done(
     ending: str, prepared, routine_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    from voicecoach.cli.options import record_session
+    from voicecoach import coach
 
     act, counts = ENDINGS[ending]
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path))
@@ -111,8 +111,8 @@ def test_a_session_counts_only_if_an_exercise_was_done(
     finally:
         player.close()
     assert result is not None
-    record_session(routine, "live", time.time(), result.position, completed=result.completed,
-                   exercises_done=result.exercises_completed, stopped_at=result.stopped_at)
+    decision = coach.decide(routine, coach.Settings(), coach.Purpose.PLAY)
+    coach.record(coach.Session(decision, prepared, time.time()), result)
     history = History(tmp_path)
     (session,) = history.sessions()
     assert session.counts is counts, (ending, result)
@@ -175,7 +175,7 @@ def test_from_outside_the_chosen_exercises_is_a_mistake() -> None:
 @pytest.mark.parametrize("key", [q.key for q in QUESTIONS])
 def test_contradictory_answers_to_one_question_are_a_mistake(key: str) -> None:
     from voicecoach.errors import UserError
-    from voicecoach.safety import parse_answers
+    from voicecoach.safety.rules import parse_answers
 
     for first, second in itertools.permutations(["yes", "no", "y", "n", "true", "false"], 2):
         pair = [f"{key}={first}", f"{key.upper()}= {second}"]

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from voicecoach.errors import Fault, UserError
-from voicecoach.history import History, SessionRecord, streaks
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.model import Routine
-from voicecoach.plan import Kind, PlanOptions, build_plan
-from voicecoach.safety import QUESTIONS, Screening, assess, next_allowed, save_screening
+from voicecoach.plan.timeline import Kind, PlanOptions, build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.model import Routine
+from voicecoach.safety.history import History, SessionRecord, streaks
+from voicecoach.safety.rules import QUESTIONS, Screening, assess, next_allowed, save_screening
 
 #: 18:00 local time today: far enough from midnight for an hour's wait to stay on the same day.
 EVENING = _dt.datetime.combine(_dt.date.today(), _dt.time(18)).timestamp()
@@ -170,7 +170,7 @@ def test_streaks() -> None:
 _WRITER = """
 import sys, time
 from pathlib import Path
-from voicecoach.history import History, SessionRecord
+from voicecoach.safety.history import History, SessionRecord
 h = History(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     sid = h.record(SessionRecord("r", "R", "live", time.time(), time.time(), True, 1.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from voicecoach.schema import SCHEMA_NAME, schema_text
+from voicecoach.routine.schema import SCHEMA_NAME, schema_text
 
 ROUTINES = Path(__file__).resolve().parents[1] / "routines"
 

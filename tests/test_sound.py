@@ -18,14 +18,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicecoach.cache import ClipCache
-from voicecoach.chimes import TONES
-from voicecoach.ffmpeg import ffmpeg_exe
-from voicecoach.model import Routine
-from voicecoach.plan import CHIME_GUARD, ChimeKind, PlanOptions, build_plan, estimate_speech
-from voicecoach.session import prepare
-from voicecoach.sound import SoundOptions
+from voicecoach.audio.ffmpeg import ffmpeg_exe
+from voicecoach.audio.options import SoundOptions
+from voicecoach.audio.prepare import prepare
+from voicecoach.audio.tones import TONES
+from voicecoach.plan.timeline import (
+    CHIME_GUARD,
+    ChimeKind,
+    PlanOptions,
+    build_plan,
+    estimate_speech,
+)
+from voicecoach.routine.model import Routine
 from voicecoach.speech import VoiceSettings, get_engine
+from voicecoach.storage.cache import ClipCache
 
 RATE = 22050
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import EngineError, UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.speech import (
     Engine,
     VoiceSettings,

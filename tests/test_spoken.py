@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.cues import speakable
-from voicecoach.library import bundled
-from voicecoach.loader import load_routine
-from voicecoach.plan import build_plan
+from voicecoach.plan.timeline import build_plan
+from voicecoach.routine.library import bundled
+from voicecoach.routine.loader import load_routine
+from voicecoach.routine.wording import speakable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ _LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): warning: .+ \(
 
 @pytest.mark.parametrize("name", sorted(WARNED))
 def test_meant_otherwise_is_a_located_warning(name: str, tmp_path: Path) -> None:
-    from voicecoach.lint import lint
+    from voicecoach.routine.lint import lint
 
     text, expected = WARNED[name]
     path = tmp_path / f"{name}.yaml"
@@ -112,7 +112,7 @@ def test_validate_prints_warnings_and_fails_on_them_only_when_strict(tmp_path: P
 
 @pytest.mark.parametrize("name", sorted(CLEAN))
 def test_meant_as_written_gives_no_warning(name: str, tmp_path: Path) -> None:
-    from voicecoach.lint import lint
+    from voicecoach.routine.lint import lint
 
     path = tmp_path / f"{name}.yaml"
     path.write_text(CLEAN[name], encoding="utf-8")

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
-from voicecoach.loader import load_routine
-from voicecoach.plan import build_plan
+from voicecoach.plan.timeline import build_plan
+from voicecoach.routine.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
+from voicecoach.routine.loader import load_routine
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad"

@@ -66,7 +66,7 @@ class EncoderError(Fault):
 
 def os_fault(exc: OSError, doing: str) -> Fault:
     """One line for a failed file operation, saying why and what to do. Paths the user gives
-    are checked before any work (voicecoach.outputs), so what fails here is a fault, exit 1."""
+    are checked before any work (voicecoach.export.outputs), so what fails here is a fault, exit 1."""
     import errno
 
     code = exc.errno

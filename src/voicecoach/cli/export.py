@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from voicecoach import library
+from voicecoach import coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
+    _D,
     ChimesOpt,
     DetailOpt,
     DuckOpt,
@@ -30,17 +30,11 @@ from voicecoach.cli.options import (
     TicksOpt,
     UnderstandOpt,
     VoiceOpt,
-    apply_safety,
-    load_routine_file,
-    plan_options,
-    prepare_with_progress,
-    record_session,
-    routine_path_arg,
-    sound_options,
-    speech_setup,
+    ask_screening,
+    settings,
+    tell,
 )
 from voicecoach.cli.progress import LazyProgress
-from voicecoach.durations import format_clock
 from voicecoach.errors import UserError
 
 
@@ -51,21 +45,21 @@ def export(
     all_dir: Annotated[Path | None, typer.Option("--all", help="Export every bundled routine into this folder.")] = None,
     split: Annotated[bool, typer.Option("--split", help="One MP3 per exercise, plus an .m3u playlist.")] = False,
     transcript: Annotated[bool, typer.Option("--transcript", help="Also write an .lrc file with every cue at its time.")] = False,
-    bitrate: Annotated[int, typer.Option("--bitrate", help="MP3 bit rate in kbit/s, constant: 32, 40, 48, 56, 64, 80, 96, 112, 128, 144 or 160 (the most a 22.05 kHz track can carry).")] = 64,
+    bitrate: Annotated[int, typer.Option("--bitrate", help="MP3 bit rate in kbit/s, constant: 32, 40, 48, 56, 64, 80, 96, 112, 128, 144 or 160 (the most a 22.05 kHz track can carry).")] = _D.bitrate,
     only: OnlyOpt = None,
     skip: SkipOpt = None,
-    pace: PaceOpt = 1.0,
+    pace: PaceOpt = _D.pace,
     detail: DetailOpt = None,
-    lead_in: LeadInOpt = 1.5,
+    lead_in: LeadInOpt = coach.Purpose.EXPORT.lead_in,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = 165,
-    volume: Annotated[float, typer.Option("--volume", hidden=True, help="Not for export: every cue is levelled; use --loudness.")] = 1.0,
+    rate: RateOpt = _D.rate,
+    volume: Annotated[float, typer.Option("--volume", hidden=True, help="Not for export: every cue is levelled; use --loudness.")] = _D.volume,
     chimes: ChimesOpt = None,
     ticks: TicksOpt = None,
     music: MusicOpt = None,
-    duck: DuckOpt = -12.0,
-    loudness: LoudnessOpt = -16.0,
+    duck: DuckOpt = _D.duck,
+    loudness: LoudnessOpt = _D.loudness,
     no_cache: NoCacheOpt = False,
     i_understand: UnderstandOpt = False,
     quiet: QuietOpt = False,
@@ -78,84 +72,40 @@ def export(
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
-    from voicecoach.export import (
-        ExportOptions,
-        export_split,
-        export_to_stream,
-        export_track,
-        plan_outputs,
-    )
-    from voicecoach.outputs import STDOUT, OutputPlan
-    from voicecoach.plan import build_plan
-
     if all_dir is not None and output is not None:
         raise UserError("--all takes the folder itself; -o is for one routine",
                         fix="e.g. `voicecoach export --all tracks/`")
     if (routine is None) == (all_dir is None):
         raise UserError("give a routine, or --all FOLDER", fix="e.g. `voicecoach export five-minute-back`")
-    to_stdout = output == STDOUT
+    to_stdout = output == coach.STDOUT
     if to_stdout and as_json:
         raise UserError("-o - writes the MP3 to standard output; --json cannot go there too",
                         fix="leave out --json")
     if to_stdout and sys.stdout.isatty():
         raise UserError("-o - writes MP3 bytes, not for a terminal",
                         fix="pipe it, e.g. `voicecoach export ID -o - | mpv -`")
-    sound = sound_options(chimes, ticks, music, duck, loudness)
-    speech = speech_setup(engine, voice, rate, volume, no_cache)
-    options = plan_options(only, skip, pace, detail, lead_in)
-    export_options = ExportOptions(bitrate=bitrate, transcript=transcript, volume=volume)
+    chosen = settings(engine=engine, voice=voice, rate=rate, volume=volume, no_cache=no_cache,
+                      only=only, skip=skip, pace=pace, detail=detail, lead_in=lead_in,
+                      chimes=chimes, ticks=ticks, music=music, duck=duck, loudness=loudness,
+                      bitrate=bitrate, transcript=transcript)
+    chosen.sound()
+    coach.speech(chosen)
+    chosen.export_options()
     sources = (
-        [(routine_path_arg(routine, speech), output)]
+        [(coach.resolve(routine, chosen), output)]
         if routine is not None
-        else [(path, None) for path in library.bundled().values()]
+        else [(path, None) for path in coach.bundled()]
     )
-    # Every file is named and checked before any speech is made: one mistake stops it all.
-    outputs = OutputPlan()
-    outputs.read("music file", music)
-    jobs = []
-    for source, dest in sources:
-        loaded = load_routine_file(source)
-        outputs.read("routine file", source)
-        # Frequency limits are for doing, not for making a track to follow another day.
-        try:
-            session_options, verdict = apply_safety(
-                loaded, options, detail=detail, apply_limits=False, force=False,
-                i_understand=i_understand,
-            )
-        except UserError as exc:
-            if routine is not None:
-                raise
-            typer.echo(f"note: skipped {loaded.id}: {exc.line()}", err=True)
-            continue
-        if split:
-            dest = dest or (all_dir / loaded.id if all_dir else Path(loaded.id))
-        else:
-            dest = dest or (all_dir or Path(".")) / f"{loaded.id}.mp3"
-        estimate = build_plan(loaded, sound.plan_options(session_options))
-        plan_outputs(outputs, loaded, estimate, dest, export_options, split=split)
-        jobs.append((loaded, dest, session_options, verdict))
-    outputs.check()
+    jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
+                              skip_refused=routine is None, screening_prompt=ask_screening,
+                              notify=tell, i_understand=i_understand)
     written = []
-    for loaded, dest, session_options, verdict in jobs:
-        started = time.time()
+    for job in jobs:
         with LazyProgress(quiet or as_json) as progress:
-            prepared = prepare_with_progress(loaded, session_options, speech, progress, sound)
-            try:
-                progress.stage(f"Encoding {loaded.id}", prepared.plan.total)
-                if split:
-                    tracks = export_split(loaded, prepared, dest, export_options,
-                                          progress.advance)
-                elif to_stdout:
-                    tracks = [export_to_stream(loaded, prepared, sys.stdout.buffer,
-                                               export_options, progress.advance)]
-                else:
-                    tracks = [export_track(loaded, prepared, dest, export_options,
-                                           progress.advance)]
-            finally:
-                prepared.close()
+            tracks = coach.export(job, chosen, split=split,
+                                  stream=sys.stdout.buffer if to_stdout else None,
+                                  progress=progress)
         written.extend(tracks)
-        record_session(loaded, "export", started, prepared.plan.duration, completed=True,
-                       detail=verdict.detail)
         if not as_json:
             for track in tracks:
                 typer.echo(_describe(track), err=to_stdout)
@@ -166,7 +116,7 @@ def export(
 def _describe(track) -> str:  # type: ignore[no-untyped-def]
     size = track.size / 1e6
     where = "MP3 to standard output" if str(track.path) == "-" else track.path
-    line = f"Wrote {where} ({format_clock(track.duration)}, {size:.1f} MB"
+    line = f"Wrote {where} ({coach.format_clock(track.duration)}, {size:.1f} MB"
     if track.chapters:
         line += f", {len(track.chapters)} chapters"
     line += ")"
@@ -185,12 +135,7 @@ def voices(
 
     Example: [bold]voicecoach voices --language en[/bold]
     """
-    from voicecoach.speech import get_engine
-
-    found = get_engine(engine).voices()
-    if language:
-        want = language.lower().replace("_", "-")
-        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    found = coach.voices(engine, language)
     if as_json:
         typer.echo(json.dumps([{"id": v.id, "name": v.name, "languages": list(v.languages),
                                 "gender": v.gender} for v in found], indent=2, ensure_ascii=False))

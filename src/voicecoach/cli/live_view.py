@@ -11,15 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
-from voicecoach import cancel
-from voicecoach.durations import format_clock
+from voicecoach import cancel, coach
 from voicecoach.errors import os_fault
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from voicecoach.player import Player, PlayerState, Record, SessionResult
+    from voicecoach.live.player import Player, PlayerState, Record, SessionResult
 
 HELP = "space pause · n/→ next · p/← back · r repeat · +/- volume · q quit"
 #: How often the view is redrawn and the events file written; the audio never waits for it.
@@ -235,13 +234,11 @@ def render(state: PlayerState, title: str) -> RenderableType:
 
 def cue_line(record: Record) -> str | None:
     """One plain line for a spoken cue (when there is no live view), or None."""
-    from voicecoach.player import Onset
-
-    if not isinstance(record, Onset):
+    if not isinstance(record, coach.Onset):
         return None
     where = record.event.exercise or ""
     again = " (again)" if record.repeat else ""
-    return f"{format_clock(record.planned):>7}  {where:<24}  {record.event.text}{again}"
+    return f"{coach.format_clock(record.planned):>7}  {where:<24}  {record.event.text}{again}"
 
 
 # --- the session loop -------------------------------------------------------------------------

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from voicecoach import coach
 from voicecoach.cli.app import app
-from voicecoach.cli.options import UnderstandOpt, speech_setup
-from voicecoach.durations import format_clock
+from voicecoach.cli.options import UnderstandOpt
 from voicecoach.errors import UserError
 
 
@@ -31,21 +31,14 @@ def make(
 
     Example: [bold]voicecoach make --minutes 15 --focus "lower back" --equipment mat[/bold]
     """
-    from voicecoach import today
-    from voicecoach.compose import DEFAULT_EQUIPMENT, Request
-
     day = _parse_date(date)
-    request = Request(minutes, day, tuple(focus or ()), tuple(equipment or DEFAULT_EQUIPMENT),
+    request = coach.Request(minutes, day, tuple(focus or ()), tuple(equipment or coach.DEFAULT_EQUIPMENT),
                       gentle, i_understand)
-    engine, settings, cache = speech_setup(None, None, 165, 1.0, False)
-    made = today.make(request, today.speech_measure(engine, settings, cache))
-    dest = output or today.default_output(day)
-    today.write(made, dest)
-    today.save_settings(request)
-    typer.echo(f"Wrote {dest}: {made.routine.title}, {format_clock(made.seconds)} "
+    made, dest = coach.make(request, output)
+    typer.echo(f"Wrote {dest}: {made.routine.title}, {coach.format_clock(made.seconds)} "
                f"({len(made.routine.exercises)} exercises from {made.pool} eligible)")
     for title, start, end in made.plan.chapters()[1:]:
-        typer.echo(f"  {format_clock(made.plan.seconds(end - start)):>6}  {title}")
+        typer.echo(f"  {coach.format_clock(made.plan.seconds(end - start)):>6}  {title}")
     for name, reason in made.left_out:
         typer.echo(f"Left out: {name}: {reason}")
     for what, count in made.skipped:
@@ -70,9 +63,7 @@ def rate(
 
     Example: [bold]voicecoach rate "cat cow" up[/bold]
     """
-    from voicecoach import today
-
-    name = today.rate(exercise, verdict.lower())
+    name = coach.rate(exercise, verdict.lower())
     said = {"up": "favoured in made sessions", "down": "never chosen for made sessions",
             "clear": "no longer rated"}[verdict.lower()]
     typer.echo(f"{name}: {said}.")

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from voicecoach import library
+from voicecoach import coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import (
+    _D,
     ChimesOpt,
     DetailOpt,
     EngineOpt,
@@ -26,18 +27,12 @@ from voicecoach.cli.options import (
     UnderstandOpt,
     VoiceOpt,
     VolumeOpt,
-    apply_safety,
-    load_routine_arg,
-    plan_options,
-    plan_with_progress,
-    sound_options,
-    speech_setup,
+    ask_screening,
+    settings,
+    tell,
 )
 from voicecoach.cli.progress import LazyProgress
-from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import RoutineErrors, UserError
-from voicecoach.loader import load_routine
-from voicecoach.plan import Plan, PlanOptions, build_plan
 
 
 @app.command("list")
@@ -50,11 +45,10 @@ def list_cmd(
     Example: [bold]voicecoach list --json[/bold]
     """
     if estimate:
-        summaries = library.catalogue()
+        summaries = coach.catalogue(estimate=True)
     else:
-        speech = speech_setup(None, None, 165, 1.0, False)
         with LazyProgress() as progress:
-            summaries = library.catalogue(lambda r: plan_with_progress(r, PlanOptions(), speech, progress))
+            summaries = coach.catalogue(progress=progress)
     if as_json:
         typer.echo(json.dumps([s.as_json() for s in summaries], indent=2, ensure_ascii=False))
         return
@@ -64,7 +58,7 @@ def list_cmd(
     for s in summaries:
         equipment = ", ".join(s.equipment) or "none"
         typer.echo(
-            f"{s.id:<{width}}  {format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
+            f"{s.id:<{width}}  {coach.format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
             f"{s.title}  [{equipment}]"
         )
 
@@ -80,15 +74,15 @@ def show(
     as_json: JsonOpt = False,
     only: OnlyOpt = None,
     skip: SkipOpt = None,
-    pace: PaceOpt = 1.0,
+    pace: PaceOpt = _D.pace,
     detail: DetailOpt = None,
     force: ForceOpt = False,
     i_understand: UnderstandOpt = False,
     lead_in: Annotated[float | None, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds (default: 1.5 for export, 0 for play).")] = None,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
-    rate: RateOpt = 165,
-    volume: VolumeOpt = 1.0,
+    rate: RateOpt = _D.rate,
+    volume: VolumeOpt = _D.volume,
     chimes: ChimesOpt = None,
     ticks: TicksOpt = None,
     for_: Annotated[Session, typer.Option("--for", help="The timeline of an exported track, or of a live session now (with today's frequency limits applied).")] = Session.export,
@@ -101,24 +95,17 @@ def show(
 
     Example: [bold]voicecoach show five-minute-back --for play[/bold]
     """
-    speech = speech_setup(engine, voice, rate, volume, False)
-    loaded = load_routine_arg(routine, speech)
-    live = for_ is Session.play
-    if lead_in is None:
-        lead_in = 0.0 if live else 1.5
-    options, _ = apply_safety(loaded, plan_options(only, skip, pace, detail, lead_in),
-                              detail=detail, apply_limits=live, force=force,
-                              i_understand=i_understand)
-    sound = sound_options(chimes, ticks)
-    if estimate:
-        from voicecoach.session import check_speech
-
-        check_speech(*speech[:2])
-        plan = build_plan(loaded, sound.plan_options(options))
-    else:
-        plan = plan_with_progress(loaded, options, speech, sound=sound)
+    chosen = settings(engine=engine, voice=voice, rate=rate, volume=volume, only=only,
+                      skip=skip, pace=pace, detail=detail, lead_in=lead_in, chimes=chimes,
+                      ticks=ticks)
+    coach.speech(chosen)
+    loaded = coach.load(routine, chosen, notify=tell)
+    purpose = coach.Purpose.PLAY if for_ is Session.play else coach.Purpose.EXPORT
+    decision = coach.decide(loaded, chosen, purpose, screening_prompt=ask_screening,
+                            notify=tell, force=force, i_understand=i_understand)
+    plan = coach.timed_plan(decision, chosen, estimate=estimate)
     if as_json:
-        typer.echo(json.dumps(plan_json(plan), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(coach.plan_json(plan), indent=2, ensure_ascii=False))
         return
     typer.echo(f"{loaded.title}  ({loaded.id})")
     if loaded.source:
@@ -131,36 +118,10 @@ def show(
         if event.exercise != current and event.exercise:
             typer.echo(f"\n  {event.exercise}")
         current = event.exercise
-        typer.echo(f"{format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
-    typer.echo(f"\nTotal {format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
+        typer.echo(f"{coach.format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
+    typer.echo(f"\nTotal {coach.format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
     for name, reason in plan.left_out:
         typer.echo(f"Left out: {name}: {reason}")
-
-
-def plan_json(plan: Plan) -> dict[str, object]:
-    """The stable `--json` shape of a plan."""
-    return {
-        "routine": plan.routine_id,
-        "title": plan.title,
-        "duration": round(plan.duration, 3),
-        "left_out": [{"exercise": name, "reason": reason} for name, reason in plan.left_out],
-        "events": [
-            {
-                "start": round(plan.seconds(e.start), 3),
-                "duration": round(plan.seconds(e.length), 3),
-                "speech": round(plan.seconds(e.speech), 3),
-                "kind": e.kind.value,
-                "text": e.text,
-                "exercise": e.exercise,
-            }
-            for e in plan.events
-        ],
-        "chimes": [
-            {"start": round(plan.seconds(c.start), 3), "duration": round(plan.seconds(c.length), 3),
-             "kind": c.kind.value}
-            for c in plan.chimes
-        ],
-    }
 
 
 #: More lines than this per file bury the first mistake, which is usually the cause of the rest.
@@ -178,14 +139,10 @@ def validate(
 
     Example: [bold]voicecoach validate my-routine.yaml[/bold]
     """
-    from voicecoach.lint import lint
-
     failed = False
     for path in files:
         try:
-            routine = load_routine(path)
-            build_plan(routine)
-            warnings = lint(path, routine)
+            warnings = coach.check(path)
         except RoutineErrors as exc:
             failed = True
             for error in exc.errors[:MAX_PROBLEMS]:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voicecoach import cancel
+from voicecoach import cancel, coach
 from voicecoach.cli.app import app
 from voicecoach.cli.options import JsonOpt
-from voicecoach.durations import format_clock, format_duration
 from voicecoach.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from voicecoach.safety.rules import Question
 
 
 @app.command()
@@ -29,26 +33,22 @@ def safety(
 
     Example: [bold]voicecoach safety --answer chronic=no --answer diagnosis=no --answer surgery=no --answer pregnant=no --answer condition=no[/bold]
     """
-    from voicecoach.safety import QUESTIONS, load_screening, parse_answers, save_screening
-
-    current = load_screening()
     if answer:
-        merged = {**(current.answers or {}), **parse_answers(answer)}
-        current = save_screening(merged)
+        current = coach.screening(answer)
     elif not show_only and not as_json:
         if not sys.stdin.isatty():
             raise UserError("no terminal to ask the questions on",
                             fix="give every answer with --answer KEY=yes|no, or use --show")
-        with cancel.at_once():  # nothing is under way yet: Ctrl-C at a question ends at once
-            answers = {q.key: typer.confirm(q.text, default=False, err=True) for q in QUESTIONS}
-        current = save_screening(answers)
+        current = coach.screening(ask=_ask)
+    else:
+        current = coach.screening()
     if as_json:
         typer.echo(json.dumps(current.as_json(), indent=2, ensure_ascii=False))
         return
     if not current.answered:
         typer.echo("Not answered yet: run `voicecoach safety`.")
         return
-    for q in QUESTIONS:
+    for q in coach.QUESTIONS:
         typer.echo(f"{'yes' if current.answers[q.key] else 'no ':<4} {q.key:<10} {q.text}")  # type: ignore[index]
     if current.rules_out_manipulation:
         typer.echo("Self-manipulation (cracking) moves are left out; please see a doctor or "
@@ -58,9 +58,12 @@ def safety(
 
 
 def _gentle() -> list[str]:
-    from voicecoach.safety import gentle_routines
+    return coach.gentle_routines()
 
-    return gentle_routines()
+
+def _ask(questions: Sequence[Question]) -> dict[str, bool]:
+    with cancel.at_once():  # nothing is under way yet: Ctrl-C at a question ends at once
+        return {q.key: typer.confirm(q.text, default=False, err=True) for q in questions}
 
 
 @app.command()
@@ -72,14 +75,11 @@ def history(
 
     Example: [bold]voicecoach history --json[/bold]
     """
-    from voicecoach.history import History, streaks
-    from voicecoach.safety import limits_overview
-
-    store = History()
-    sessions = store.sessions(limit=limit)
-    current, longest = streaks(store.active_days())
+    found = coach.report(limit)
+    sessions = found.sessions
+    current, longest = found.streak
     limits = [{**item, "next_allowed": _iso(item["next_allowed"]) if item["next_allowed"] else None}  # type: ignore[arg-type]
-              for item in limits_overview(store)]
+              for item in found.limits]
     if as_json:
         typer.echo(json.dumps({
             "sessions": [s.as_json() for s in sessions],
@@ -96,7 +96,7 @@ def history(
         elif s.completed:
             state = "completed"
         else:
-            state = f"stopped at {format_clock(s.position)}" + (f" in {s.stopped_at}" if s.stopped_at else "")
+            state = f"stopped at {coach.format_clock(s.position)}" + (f" in {s.stopped_at}" if s.stopped_at else "")
         if not s.counts:
             state += ", no exercise done (not counted)"
         forced = "  (limits overridden)" if s.forced else ""
@@ -105,7 +105,7 @@ def history(
     typer.echo("\nLimited exercises:")
     for item in limits:
         rule = ", ".join(filter(None, [
-            f"wait {format_duration(item['wait'])}" if item["wait"] else "",
+            f"wait {coach.format_duration(item['wait'])}" if item["wait"] else "",
             f"at most {item['max_per_day']} a day" if item["max_per_day"] else "",
         ]))
         nxt = item["next_allowed"] or "now"

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import EngineError, UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
 
 MIN_RATE, MAX_RATE = 80, 450
 MIN_VOLUME, MAX_VOLUME = 0.0, 2.0

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach import cancel
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import EngineError, UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
 from voicecoach.speech.base import (
     Voice,
     VoiceSettings,

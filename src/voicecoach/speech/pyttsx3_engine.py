@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach import cancel
+from voicecoach.audio.ffmpeg import decode_pcm
 from voicecoach.errors import EngineError
-from voicecoach.ffmpeg import decode_pcm
 from voicecoach.speech.base import (
     Voice,
     VoiceSettings,

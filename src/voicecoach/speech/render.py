@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from voicecoach import cancel
-from voicecoach.cache import ClipCache
-from voicecoach.cues import speakable
+from voicecoach.routine.wording import speakable
 from voicecoach.speech.base import Engine, VoiceSettings, validate_settings
+from voicecoach.storage.cache import ClipCache
 
 
 def render_clips(

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach import cancel
-from voicecoach.atomic import atomic_target
+from voicecoach.audio.ffmpeg import ffmpeg_exe, last_line
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE
 from voicecoach.errors import EncoderError, Fault
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
+from voicecoach.storage.atomic import atomic_target
 
 Progress = Callable[[int], None]
 # ffmpeg in a process group of its own: Ctrl-C reaches us alone, and we stop ffmpeg in order.
@@ -22,6 +23,8 @@ _OWN_GROUP: dict[str, Any] = (
     {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)} if os.name == "nt"
     else {"start_new_session": True}
 )
+#: kbit/s: speech at 22.05 kHz mono needs no more (higher rates are offered for music beds).
+DEFAULT_BITRATE = 64
 _DISK_FULL = ("No space left", "File too large", "Disk quota")
 _NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
@@ -30,7 +33,7 @@ def encode_mp3(
     chunks: Iterable[bytes],
     dest: Path,
     *,
-    bitrate: int = 64,
+    bitrate: int = DEFAULT_BITRATE,
     rate: int = SAMPLE_RATE,
     finish: Callable[[Path], None] | None = None,
     on_progress: Progress | None = None,

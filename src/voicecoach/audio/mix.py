@@ -1,7 +1,7 @@
 """How a session sounds: cues levelled to one loudness, chimes, a music bed ducked under speech, and
 the whole track brought to a loudness target without a second pass.
 
-The loudness model (see also voicecoach.loudness):
+The loudness model (see also voicecoach.audio.loudness):
 
 1. Every distinct clip is measured once (K-weighted, gated as if looped) and given the gain that
    brings it to a common loudness L; a true-peak limiter then keeps it under CEILING, and the
@@ -21,7 +21,7 @@ The loudness model (see also voicecoach.loudness):
 The ceiling and the encoder allowance are measured (tests/test_sound.py checks the exported MP3):
 LAME encodes 0.95 of the signal (-0.45 dB, put back here, so live play is 0.45 dB louder than
 the file), and its error follows the signal's high band, so the limiter also counts that band
-(voicecoach.loudness.detector). With a -2.5 dBTP ceiling in the PCM, exported tracks measured
+(voicecoach.audio.loudness.detector). With a -2.5 dBTP ceiling in the PCM, exported tracks measured
 -1.4 to -2.2 dBTP at 64 kbit/s and -1.3 to -1.8 at 32 kbit/s.
 """
 
@@ -34,33 +34,28 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voicecoach import cancel
-from voicecoach import chimes as chime_sounds
-from voicecoach import loudness as lu
-from voicecoach.errors import UserError
-from voicecoach.plan import ChimeKind, Plan, PlanOptions
-from voicecoach.timeline import CHUNK_FRAMES, pcm_chunks
+from voicecoach.audio import loudness as lu
+from voicecoach.audio import tones as chime_sounds
+from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
+from voicecoach.audio.options import SoundOptions
+from voicecoach.plan.timeline import ChimeKind, Plan
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
-    from voicecoach.music import MusicBed
-    from voicecoach.session import ClipStore
+    from voicecoach.audio.music import MusicBed
+    from voicecoach.storage.cache import ClipCache
+    from voicecoach.storage.spool import ClipStore
 
-DEFAULT_LOUDNESS = -16.0
-LOUDNESS_RANGE = (-30.0, -14.0)
 #: The promised true peak of an exported track, and the PCM ceiling (of the limiter's detector)
 #: that keeps it once the encoder's error is added (see above).
 CEILING_DB = -2.5
 #: LAME's fixed 0.95 scale, put back so the MP3 (not the PCM) meets the target.
 ENCODER_GAIN_DB = 20 * math.log10(0.95)
-DEFAULT_DUCK = -12.0
-DUCK_RANGE = (-40.0, 0.0)
 #: The duck's ramps: down over the 150 ms before a cue's first word, up over 150 ms after its last.
 DUCK_RAMP = 0.15
 #: Music between cues sits this many LU from the speech.
@@ -76,39 +71,6 @@ PROCESS_STEPS = 8
 FIRST_SLOPE = 0.6
 PROCESS_THREADS = min(2, os.cpu_count() or 1)
 #: The track model's prediction on the heard clips must be this close to the target.
-
-
-@dataclass(frozen=True)
-class SoundOptions:
-    """Everything about how a session sounds, shared by export and live play.
-
-    chimes / countdown_ticks: None keeps the routine's setting. They change the plan (chime
-    places), the rest only the audio."""
-
-    loudness: float = DEFAULT_LOUDNESS
-    chimes: bool | None = None
-    countdown_ticks: bool | None = None
-    music: Path | None = None
-    duck: float = DEFAULT_DUCK
-
-    def __post_init__(self) -> None:
-        lo, hi = LOUDNESS_RANGE
-        if not lo <= self.loudness <= hi:
-            raise UserError(f"loudness {self.loudness:g} LUFS is out of range",
-                            fix=f"use {lo:g} to {hi:g} (default {DEFAULT_LOUDNESS:g})")
-        lo, hi = DUCK_RANGE
-        if not lo <= self.duck <= hi:
-            raise UserError(f"duck {self.duck:g} dB is out of range",
-                            fix=f"use {lo:g} to {hi:g} dB (default {DEFAULT_DUCK:g})")
-
-    def plan_options(self, options: PlanOptions) -> PlanOptions:
-        """The plan options with these chime settings applied (None leaves the routine's)."""
-        return replace(
-            options,
-            chimes=options.chimes if self.chimes is None else self.chimes,
-            countdown_ticks=(options.countdown_ticks if self.countdown_ticks is None
-                             else self.countdown_ticks),
-        )
 
 
 # -- clips ----------------------------------------------------------------------------------
@@ -350,7 +312,7 @@ def make_sound(
     The clips themselves are levelled in the background, in the order the plan first uses them,
     while the encoder (or the sound card) is already taking the start of the track: the mixer
     owns `raw` from here on and closes it."""
-    from voicecoach.music import MusicBed
+    from voicecoach.audio.music import MusicBed
 
     cancel.stage("levelling")
     ceiling = lu.db_to_gain(CEILING_DB)
@@ -384,13 +346,8 @@ def make_sound(
         if clips is not None:
             clips.close()
         raise
-    closers = [clips.close] + ([music.close] if music is not None else [])
-
-    def on_close() -> None:
-        for close in closers:
-            close()
-
-    return Mixer(plan, clips, rendered, bed, ceiling, on_close=on_close)
+    on_close = [clips.close] + ([music.close] if music is not None else [])
+    return Mixer(plan, clips, rendered, bed, ceiling, on_close=lambda: [f() for f in on_close])
 
 
 def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
@@ -420,7 +377,7 @@ class LevelledClips(Mapping[str, bytes]):
         ceiling: float,
         cache: ClipCache | None,
     ) -> None:
-        from voicecoach.session import ClipStore
+        from voicecoach.storage.spool import ClipStore
 
         self._raw, self._infos, self._cache = raw, infos, cache
         self._level, self._ceiling = level, ceiling

@@ -9,11 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicecoach import atomic
-from voicecoach.cues import wording
 from voicecoach.errors import Fault, UserError
-from voicecoach.history import History, data_dir
-from voicecoach.model import Exercise, Routine
+from voicecoach.routine.model import Exercise, Routine
+from voicecoach.routine.wording import wording
+from voicecoach.safety.history import History, data_dir
+from voicecoach.storage import atomic
 
 SAFETY_FILE = "safety.json"
 
@@ -112,15 +112,37 @@ def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:
     return out
 
 
+#: Why an exercise is left out, as data: front ends decide what to say by code, never by wording.
+SCREENING = "screening"
+WAIT = "wait"
+COUNT = "count"
+#: The codes of frequency limits (--force overrides them), as against the screening's.
+LIMIT_CODES = frozenset({WAIT, COUNT})
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One exercise left out: which, why (a code above), and the reason as the voice says it."""
+
+    exercise: str
+    code: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What safety decides for one session: exercises left out (and why) and the detail level."""
 
-    left_out: tuple[tuple[str, str], ...]
+    excluded: tuple[Exclusion, ...]
     detail: str
     sessions_before: int
     forced: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def left_out(self) -> tuple[tuple[str, str], ...]:
+        """(exercise, spoken reason) pairs, as the plan announces them."""
+        return tuple((e.exercise, e.reason) for e in self.excluded)
 
 
 def assess(
@@ -139,7 +161,7 @@ def assess(
     now = time.time() if now is None else now
     words = wording(routine.language)
     exercises = list(chosen) if chosen is not None else list(routine.exercises)
-    left: list[tuple[str, str]] = []
+    left: list[Exclusion] = []
     forced: list[str] = []
     notes: list[str] = []
     if screening.rules_out_manipulation and not i_understand:
@@ -150,18 +172,18 @@ def assess(
                 fix=f"try {', '.join(gentle_routines()) or 'a gentle routine'}; review answers "
                 "with `voicecoach safety`, or add --i-understand",
             )
-        left += [(ex.name, words.left_out_screening) for ex in cracking]
+        left += [Exclusion(ex.name, SCREENING, words.left_out_screening) for ex in cracking]
         if cracking:
             notes.append(f"left out {len(cracking)} self-manipulation exercise(s) because of your "
                          "safety answers (`voicecoach safety`; --i-understand to include them)")
     for ex in exercises:
-        if not ex.limits or any(name == ex.name for name, _ in left):
+        if not ex.limits or any(e.exercise == ex.name for e in left):
             continue
-        reason = limit_reason(routine, ex, history, now) if apply_limits else None
-        if reason and force:
+        state = limit_state(routine, ex, history, now) if apply_limits else None
+        if state and state.reason and force:
             forced.append(ex.name)
-        elif reason:
-            left.append((ex.name, reason))
+        elif state and state.reason:
+            left.append(Exclusion(ex.name, state.code or WAIT, state.reason))
     sessions = history.live_sessions(routine.id)
     level = detail or ("short" if sessions >= routine.defaults.familiar_after else "full")
     return Verdict(tuple(left), level, sessions, tuple(forced), tuple(notes))
@@ -173,6 +195,7 @@ class LimitState:
 
     next_allowed: float | None
     reason: str | None
+    code: str | None = None
 
 
 def limit_state(routine: Routine, ex: Exercise, history: History, now: float) -> LimitState:
@@ -181,7 +204,7 @@ def limit_state(routine: Routine, ex: Exercise, history: History, now: float) ->
     if limits is None:
         return LimitState(None, None)
     words = wording(routine.language)
-    when, reason = now, None
+    when, reason, code = now, None, None
     if limits.wait:
         recent = history.done_times(routine.id, ex.name, now - limits.wait)
         if recent:
@@ -189,12 +212,14 @@ def limit_state(routine: Routine, ex: Exercise, history: History, now: float) ->
             ago = max(60.0, round((now - recent[-1]) / 60) * 60)
             reason = words.left_out_wait.format(ago=words.duration(ago),
                                                 wait=words.duration(limits.wait))
+            code = WAIT
     if limits.max_per_day:
         today = history.done_times(routine.id, ex.name, _midnight(now))
         if len(today) >= limits.max_per_day:
             when = max(when, _midnight(now) + 86400)
-            reason = reason or words.left_out_count.format(count=_times(len(today)))
-    return LimitState(when if when > now else None, reason)
+            if reason is None:
+                reason, code = words.left_out_count.format(count=_times(len(today))), COUNT
+    return LimitState(when if when > now else None, reason, code)
 
 
 def limit_reason(routine: Routine, ex: Exercise, history: History, now: float) -> str | None:
@@ -209,8 +234,8 @@ def next_allowed(routine: Routine, ex: Exercise, history: History, now: float) -
 
 def limits_overview(history: History, now: float | None = None) -> list[dict[str, object]]:
     """Every limited exercise of the bundled routines, its rule, and when it may next be done."""
-    from voicecoach.library import bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import bundled
+    from voicecoach.routine.loader import load_routine
 
     now = time.time() if now is None else now
     out: list[dict[str, object]] = []
@@ -239,7 +264,7 @@ def _times(n: int) -> str:
 
 def gentle_routines() -> list[str]:
     """Bundled routines without any self-manipulation exercise."""
-    from voicecoach.library import bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import bundled
+    from voicecoach.routine.loader import load_routine
 
     return [rid for rid, path in bundled().items() if not load_routine(path).manipulation]

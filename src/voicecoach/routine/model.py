@@ -16,9 +16,9 @@ from pydantic import (
     model_validator,
 )
 
-from voicecoach.cues import LANGUAGES, wording
-from voicecoach.durations import parse_duration
-from voicecoach.names import slug
+from voicecoach.routine.durations import parse_duration
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import LANGUAGES, wording
 
 Duration = Annotated[
     float,

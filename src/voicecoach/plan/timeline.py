@@ -8,10 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from voicecoach.cues import Wording, fill, wording
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.model import (
+from voicecoach.routine.model import (
     MAX_EXERCISE_SECONDS,
     MAX_ROUTINE_SECONDS,
     Exercise,
@@ -20,10 +19,13 @@ from voicecoach.model import (
     Routine,
     Step,
 )
-from voicecoach.names import slug
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import Wording, fill, wording
 
 #: The plan counts in frames of the one audio format used everywhere.
 PLAN_RATE = SAMPLE_RATE
+#: Silence before the first word of an exported track: Bluetooth speakers wake up in it.
+EXPORT_LEAD_IN = 1.5
 #: Silence kept between the end of one spoken cue and the start of the next.
 MIN_GAP = 0.25
 #: Pause after the cautions and after the start cue before anything else is said.
@@ -92,7 +94,7 @@ class PlanOptions:
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
     detail: str = "full"
-    lead_in: float = 1.5
+    lead_in: float = EXPORT_LEAD_IN
     rate: int = PLAN_RATE
     #: Exercises the safety rules leave out today, with the reason spoken to the listener.
     left_out: tuple[tuple[str, str], ...] = ()

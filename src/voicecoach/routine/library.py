@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from voicecoach.errors import UserError
-from voicecoach.loader import id_from_path, load_routine
-from voicecoach.model import Routine
-from voicecoach.plan import Plan, PlanOptions, build_plan
+from voicecoach.routine.loader import id_from_path, load_routine
+from voicecoach.routine.model import Routine
 
 DEFAULT_ROUTINE = "five-minute-back"
 _SUFFIXES = (".yaml", ".yml")
@@ -22,7 +19,7 @@ def bundled_dir() -> Path:
     packaged = Path(str(resources.files("voicecoach"))) / "routines"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "routines"
+    return Path(__file__).resolve().parents[3] / "routines"
 
 
 def bundled() -> dict[str, Path]:
@@ -50,46 +47,3 @@ def resolve(spec: str) -> Path:
 
 def load(spec: str) -> Routine:
     return load_routine(resolve(spec))
-
-
-@dataclass(frozen=True)
-class Summary:
-    id: str
-    title: str
-    exercises: int
-    duration: float
-    equipment: tuple[str, ...]
-    areas: tuple[str, ...]
-    source: str | None
-    manipulation: bool
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "exercises": self.exercises,
-            "duration": round(self.duration, 3),
-            "equipment": list(self.equipment),
-            "areas": list(self.areas),
-            "source": self.source,
-            "manipulation": self.manipulation,
-        }
-
-
-def summarise(routine: Routine, plan: Plan) -> Summary:
-    return Summary(
-        id=routine.id,
-        title=routine.title,
-        exercises=len(routine.exercises),
-        duration=plan.duration,
-        equipment=tuple(routine.equipment),
-        areas=tuple(routine.areas),
-        source=routine.source,
-        manipulation=routine.manipulation,
-    )
-
-
-def catalogue(timing: Callable[[Routine], Plan] | None = None) -> list[Summary]:
-    """A summary of every bundled routine; `timing` plans each one (default: estimated speech)."""
-    timing = timing or (lambda r: build_plan(r, PlanOptions()))
-    return [summarise(r, timing(r)) for r in map(load_routine, bundled().values())]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from voicecoach.plan import ChimeKind, Plan
+from voicecoach.plan.timeline import ChimeKind, Plan
 
 SAMPLE_BYTES = 2
 #: About 1.5 s of audio per chunk at 22.05 kHz: big enough to keep pipe writes cheap.

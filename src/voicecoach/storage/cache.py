@@ -10,8 +10,8 @@ import os
 import struct
 from pathlib import Path
 
-from voicecoach.atomic import remove_stale, temp_path
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.storage.atomic import remove_stale, temp_path
 
 ENV_CACHE_DIR = "VOICECOACH_CACHE_DIR"
 #: The clip cache stays under this size (least recently used entries are removed first).

@@ -1,4 +1,4 @@
-"""ID3v2.3 tags for exported tracks: title, artist, album, track, year, comment, chapters, lyrics."""
+"""ID3v2.3 tags for exported tracks: title, artist, album, track, year, comment, chapters."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ class TrackTags:
     track: tuple[int, int] | None = None
     length_ms: int = 0
     chapters: tuple[Chapter, ...] = ()
-    lyrics: str | None = None
     cover_png: bytes | None = None
     artist: str = "voicecoach"
     extra: dict[str, str] = field(default_factory=dict)
@@ -45,7 +44,6 @@ def write_tags(path: Path, tags: TrackTags) -> None:
         TPE1,
         TRCK,
         TXXX,
-        USLT,
         CTOCFlags,
     )
 
@@ -61,8 +59,6 @@ def write_tags(path: Path, tags: TrackTags) -> None:
         id3.add(TRCK(encoding=3, text=[f"{tags.track[0]}/{tags.track[1]}"]))
     if tags.comment:
         id3.add(COMM(encoding=3, lang="eng", desc="", text=[tags.comment]))
-    if tags.lyrics:
-        id3.add(USLT(encoding=3, lang="eng", desc="", text=tags.lyrics))
     for key, value in tags.extra.items():
         id3.add(TXXX(encoding=3, desc=key, text=[value]))
     if tags.cover_png:

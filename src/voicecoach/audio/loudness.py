@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from voicecoach.ffmpeg import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE, from_s16, to_s16  # noqa: F401 (lu.to_s16)
 
 RATE = SAMPLE_RATE
 #: 100 ms at 22.05 kHz: the step of BS.1770's 400 ms gating blocks.
@@ -261,13 +261,3 @@ def limit(x: np.ndarray, ceiling: float) -> np.ndarray:
 #: No detector() value exceeds the largest |sample| near it by more than this factor.
 DETECTOR_BOUND = float(np.abs(_interpolator()).sum(axis=1).max()) + HF_WEIGHT * (
     1 + float(np.abs(_lowpass()).sum()))
-
-
-def to_s16(x: np.ndarray) -> bytes:
-    """Float samples (full scale 1.0) to s16le PCM, saturating."""
-    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
-
-
-def from_s16(pcm: bytes) -> np.ndarray:
-    """s16le PCM to float samples (full scale 1.0)."""
-    return np.frombuffer(pcm, "<i2") / 32768.0

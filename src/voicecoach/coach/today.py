@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicecoach import atomic, compose
-from voicecoach.compose import Composition, Entry, Facts, Refusal, Request
 from voicecoach.errors import Fault, UserError
-from voicecoach.history import History, data_dir
-from voicecoach.names import slug
-from voicecoach.plan import Measure
+from voicecoach.plan import compose
+from voicecoach.plan.compose import Composition, Entry, Facts, Refusal, Request
+from voicecoach.plan.timeline import Measure
+from voicecoach.routine.names import slug
+from voicecoach.safety.history import History, data_dir
+from voicecoach.storage import atomic
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
-    from voicecoach.safety import Screening
+    from voicecoach.safety.rules import Screening
     from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
 
 SETTINGS_FILE = "today.json"
 SESSION_FILE = "today.yaml"
@@ -30,8 +31,8 @@ MADE_MARK = "Made by `voicecoach make`"
 
 def library() -> list[Entry]:
     """Every bundled exercise once; the articles' own versions win over the first-use routine's."""
-    from voicecoach.library import DEFAULT_ROUTINE, bundled
-    from voicecoach.loader import load_routine
+    from voicecoach.routine.library import DEFAULT_ROUTINE, bundled
+    from voicecoach.routine.loader import load_routine
 
     found = bundled()
     order = sorted(found, key=lambda rid: (rid == DEFAULT_ROUTINE, rid))
@@ -40,13 +41,14 @@ def library() -> list[Entry]:
 
 def speech_measure(engine: Engine, settings: VoiceSettings, cache: ClipCache) -> Measure:
     """Clip lengths from rendered speech (the cache makes each text once), as `show` times them."""
+    from voicecoach.audio.pcm import frames as length
     from voicecoach.speech import render_clips
 
     frames: dict[str, int] = {}
 
     def measure(text: str) -> int:
         if text not in frames:
-            frames[text] = len(render_clips(engine, [text], settings, cache)[text]) // 2
+            frames[text] = length(render_clips(engine, [text], settings, cache)[text])
         return frames[text]
 
     return measure
@@ -76,7 +78,7 @@ def make(
     now: float | None = None,
 ) -> Composition:
     """Compose the session for `request` from the bundled library and what history says."""
-    from voicecoach.safety import load_screening
+    from voicecoach.safety.rules import load_screening
 
     history = history or History()
     screening = screening or load_screening()

@@ -7,9 +7,10 @@ from functools import cache
 
 import numpy as np
 
-from voicecoach.ffmpeg import SAMPLE_RATE, pydub_audio_segment
-from voicecoach.loudness import clip_loudness, db_to_gain, limit
-from voicecoach.plan import CHIME_SECONDS, TICK_SECONDS, ChimeKind
+from voicecoach.audio.ffmpeg import pydub_audio_segment
+from voicecoach.audio.loudness import clip_loudness, db_to_gain, limit
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.plan.timeline import CHIME_SECONDS, TICK_SECONDS, ChimeKind
 
 #: (frequency Hz, onset ms, length ms, level dB) of each note: a rising pair for "go", the same
 #: pair falling for "stop", a bell with its octave for "rest is over", a high blip for a tick.

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach import cancel
-from voicecoach.errors import EncoderError, UserError, os_fault
-from voicecoach.ffmpeg import CHANNELS, SAMPLE_RATE, ffmpeg_exe, last_line
-from voicecoach.loudness import (
+from voicecoach.audio.ffmpeg import ffmpeg_exe, last_line
+from voicecoach.audio.loudness import (
     CELL,
     REACH_AFTER,
     REACH_BEFORE,
@@ -23,7 +22,9 @@ from voicecoach.loudness import (
     gated,
     limiter_gain,
 )
-from voicecoach.loudness import to_s16 as _pcm
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE
+from voicecoach.audio.pcm import to_s16 as _pcm
+from voicecoach.errors import EncoderError, UserError, os_fault
 
 #: Cells per read from the decoder: 6 s of audio.
 _READ_CELLS = 60

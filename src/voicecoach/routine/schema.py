@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from voicecoach.model import json_schema
+from voicecoach.routine.model import json_schema
 
 SCHEMA_NAME = "routine.schema.json"
 MODELINE = f"# yaml-language-server: $schema={SCHEMA_NAME}"

@@ -11,18 +11,18 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from voicecoach import atomic
-from voicecoach.cues import fill
-from voicecoach.durations import format_clock
-from voicecoach.encode import encode_mp3
+from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.prepare import Prepared
 from voicecoach.errors import UserError
-from voicecoach.ffmpeg import SAMPLE_RATE
-from voicecoach.model import Routine
-from voicecoach.names import slug
-from voicecoach.outputs import STDOUT, OutputPlan
-from voicecoach.plan import Plan
-from voicecoach.session import Prepared
-from voicecoach.tags import Chapter, TrackTags, write_tags
+from voicecoach.export.mp3 import DEFAULT_BITRATE, encode_mp3
+from voicecoach.export.outputs import STDOUT, OutputPlan
+from voicecoach.export.tags import Chapter, TrackTags, write_tags
+from voicecoach.plan.timeline import Plan
+from voicecoach.routine.durations import format_clock
+from voicecoach.routine.model import Routine
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import fill
+from voicecoach.storage import atomic
 
 Progress = Callable[[int], None]
 
@@ -34,7 +34,7 @@ MPEG2_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 
 @dataclass(frozen=True)
 class ExportOptions:
-    bitrate: int = 64
+    bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
     #: Speech volume: levelling brings every cue to the track's loudness, so a volume could
     #: not change an export; only 1 is accepted, and --loudness sets the level.

@@ -10,14 +10,14 @@ import threading
 import warnings
 import wave
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from voicecoach.errors import EncoderError
 
-# The one audio format used everywhere inside voicecoach: mono, signed 16-bit little-endian PCM.
-SAMPLE_RATE = 22050
-SAMPLE_WIDTH = 2
-CHANNELS = 1
+if TYPE_CHECKING:
+    from pydub import AudioSegment
+
 _FORMAT = (CHANNELS, SAMPLE_WIDTH, SAMPLE_RATE)
 
 ENV_FFMPEG = "VOICECOACH_FFMPEG"
@@ -139,7 +139,7 @@ def last_line(stderr: bytes) -> str:
     return lines[-1] if lines else "no error message"
 
 
-def pydub_audio_segment() -> Any:  # pydub has no type information
+def pydub_audio_segment() -> type[AudioSegment]:
     """pydub's AudioSegment, imported quietly and pointed at our ffmpeg."""
     with warnings.catch_warnings():
         # pydub warns at import when ffmpeg is not on PATH (we set it just below), and

@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from voicecoach.errors import RoutineError, RoutineErrors, UserError
-from voicecoach.model import Routine
-from voicecoach.names import slug
+from voicecoach.routine.model import Routine
+from voicecoach.routine.names import slug
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32

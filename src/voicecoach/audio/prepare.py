@@ -2,69 +2,23 @@
 
 from __future__ import annotations
 
-import tempfile
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voicecoach import cancel
-from voicecoach.errors import os_fault
-from voicecoach.model import Routine
-from voicecoach.plan import Plan, PlanOptions, build_plan
-from voicecoach.timeline import pcm_chunks
+from voicecoach.audio.pcm import frames
+from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
+from voicecoach.routine.model import Routine
+from voicecoach.storage.spool import ClipStore
 
 if TYPE_CHECKING:
-    from voicecoach.cache import ClipCache
-    from voicecoach.sound import ClipInfo, Mixer, SoundOptions
+    from voicecoach.audio.mix import ClipInfo, Mixer
+    from voicecoach.audio.options import SoundOptions
     from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
 
 Notify = Callable[[int], None]
-
-
-class ClipStore(Mapping[str, bytes]):
-    """Clips by text, spooled to an anonymous temporary file.
-
-    Memory then stays the same whatever the routine's length or number of distinct cues:
-    a clip is read back only while its event is being streamed."""
-
-    def __init__(self) -> None:
-        # Open for the life of the spool (closed by close()), not one block.
-        self._file = tempfile.TemporaryFile(prefix="voicecoach-clips-")  # noqa: SIM115
-        self._index: dict[str, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, text: str, pcm: bytes) -> None:
-        with self._lock:
-            try:
-                self._file.seek(0, 2)
-                offset = self._file.tell()
-                self._file.write(pcm)
-                self._file.flush()
-            except OSError as exc:
-                raise os_fault(exc, f"spooling speech to {tempfile.gettempdir()}") from None
-            self._index[text] = (offset, len(pcm))
-
-    def frames(self, text: str) -> int:
-        return self._index[text][1] // 2
-
-    def __getitem__(self, text: str) -> bytes:
-        offset, size = self._index[text]
-        with self._lock:
-            self._file.seek(offset)
-            return self._file.read(size)
-
-    def __contains__(self, text: object) -> bool:
-        return text in self._index
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -74,21 +28,16 @@ class Prepared:
 
     plan: Plan
     clips: Mapping[str, bytes]
-    mixer: Mixer | None = None
+    mixer: Mixer
 
     def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The audio of frames [start, end) as s16le mono PCM chunks: what export encodes and
         live play sends to the speakers, so both are always the same."""
-        if self.mixer is None:
-            return pcm_chunks(self.plan, self.clips, start, end)
         return self.mixer.stream(start, end)
 
     def close(self) -> None:
         """Let go of the temporary files (clips, music) now rather than at exit."""
-        if self.mixer is not None:
-            self.mixer.close()
-        elif isinstance(self.clips, ClipStore):
-            self.clips.close()
+        self.mixer.close()
 
 
 def check_speech(engine: Engine, settings: VoiceSettings) -> None:
@@ -123,7 +72,7 @@ class _Lengths:
         self._frames: dict[str, int] = {}
 
     def add(self, text: str, pcm: bytes) -> None:
-        self._frames[text] = len(pcm) // 2
+        self._frames[text] = frames(pcm)
 
     def frames(self, text: str) -> int:
         return self._frames[text]
@@ -147,11 +96,12 @@ def prepare(
 ) -> Prepared:
     """Render (or fetch from the cache) each distinct cue, build the plan from their lengths,
     then make the session's sound: every cue at one loudness, chimes, the music bed, and one
-    level for all of it that brings the track to the loudness target (see voicecoach.sound).
+    level for all of it that brings the track to the loudness target (see voicecoach.audio.mix).
 
     The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
     so the plan is sample-exact and nothing is synthesised that the plan does not use."""
-    from voicecoach.sound import SoundOptions, make_sound
+    from voicecoach.audio.mix import make_sound
+    from voicecoach.audio.options import SoundOptions
 
     sound = sound or SoundOptions()
     raw = ClipStore()
@@ -177,7 +127,7 @@ def _render_and_plan(
     clips: ClipStore | _Lengths,
     infos: dict[str, ClipInfo] | None,
 ) -> Plan:
-    from voicecoach.sound import analyse
+    from voicecoach.audio.mix import analyse
     from voicecoach.speech import render_clips
 
     if sound is not None:

@@ -1,31 +1,23 @@
-"""Play a prepared routine live: the sound device's clock is the timeline's clock."""
+"""The live transport: a pure state machine over the timeline's PCM (pause, seek, repeat,
+next/back, fades, the onset log), driven by the player's audio callback or by a test's clock."""
 
 from __future__ import annotations
 
 import array
 import bisect
 import math
-import queue
 import sys
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voicecoach import cancel
-from voicecoach.errors import Fault, UserError, VoicecoachError
-from voicecoach.plan import MIN_GAP, Event, Kind, Plan
-from voicecoach.sound import CEILING_DB
+from voicecoach.audio.mix import CEILING_DB
+from voicecoach.errors import UserError
+from voicecoach.plan.timeline import MIN_GAP, Event, Kind, Plan
 
 if TYPE_CHECKING:
-    from voicecoach.model import Routine
-    from voicecoach.session import Prepared
+    from voicecoach.routine.model import Routine
 
-#: Frames the device asks for at a time. Small, so commands act within ~10 ms and onsets are
-#: stamped finely; the device keeps one or two more periods queued against scheduling hiccups.
-PERIOD_MS = 10
 #: Pauses, seeks and quits fade over this long, so cutting a word never clicks.
 FADE_MS = 5
 VOLUME_STEP_DB = 3.0
@@ -35,63 +27,9 @@ MIN_GAIN_DB, MAX_GAIN_DB = -30.0, -CEILING_DB
 #: "Back" within this many seconds of an exercise's start goes to the exercise before it (like a
 #: music player's previous button); later, it restarts the current exercise.
 RESTART_GRACE = 2.0
-#: --audio: the platform's sound system, miniaudio's silent real-time null device, or a backend.
-AUDIO_CHOICES = ("default", "none", "pulseaudio", "alsa", "jack", "oss", "sndio", "coreaudio",
-                 "wasapi", "dsound", "winmm")
 
 _TIMED = frozenset({Kind.HOLD, Kind.REST})
 _INNER = frozenset({Kind.HALFWAY, Kind.BREATH, Kind.COUNTDOWN, Kind.NEXT_UP})
-
-
-class NoSoundDevice(Fault):
-    """The sound system would not open a playback device. A fault (exit 1), not a user error:
-    the command was right, this machine cannot do it; the line says what will work instead."""
-
-    detail = ""
-
-
-class Device(Protocol):
-    """What the player needs of a miniaudio PlaybackDevice."""
-
-    def start(self, callback_generator: Generator[bytes, int, None]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-#: (sample rate, period in ms) -> an opened, not yet started device.
-DeviceFactory = Callable[[int, int], Device]
-
-
-def open_device(audio: str, rate: int, period_ms: int = PERIOD_MS) -> Device:
-    """A mono s16 playback device; NoSoundDevice (one line, no library noise) if none opens."""
-    import miniaudio
-
-    from voicecoach.speech.base import quiet_output
-
-    backend = miniaudio.Backend
-    if audio == "none":
-        backends = [backend.NULL]
-    elif audio == "default":
-        # miniaudio's own default list ends with the null device: never fall back to silence.
-        backends = [b for b in backend if b not in (backend.NULL, backend.CUSTOM)]
-    else:
-        backends = [backend[audio.upper()]]
-    failed = ""
-    with quiet_output():  # ALSA prints a page of noise when there is no sound card
-        try:
-            return miniaudio.PlaybackDevice(  # type: ignore[no-any-return]
-                output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=rate,
-                buffersize_msec=period_ms, backends=backends, app_name="voicecoach",
-            )
-        except miniaudio.MiniaudioError as exc:
-            # Leaving this block drops the half-made device, whose clean-up may print too.
-            failed = str(exc)
-    error = NoSoundDevice(
-        "no sound device found" if audio in ("default", "none") else f"no {audio} sound device",
-        fix="try `--audio none` to run silently, or `voicecoach export` to make an MP3",
-    )
-    error.detail = failed  # miniaudio's words, for --debug tracebacks and bug reports
-    raise error
 
 
 # --- what the player reports ------------------------------------------------------------------
@@ -195,7 +133,7 @@ def sections(plan: Plan) -> list[_Section]:
 
 def exercise_start(plan: Plan, routine: Routine, name: str) -> int:
     """The frame where exercise `name` (name or number, as for --only) begins in the plan."""
-    from voicecoach.plan import select_exercises
+    from voicecoach.plan.timeline import select_exercises
 
     wanted = select_exercises(routine, [name])[0].name
     for section in sections(plan):
@@ -218,31 +156,42 @@ def _blocks(plan: Plan) -> dict[int, tuple[int, int, Kind]]:
     return out
 
 
-# --- the player -------------------------------------------------------------------------------
+# --- the transport ----------------------------------------------------------------------------
 
 
-class Player:
-    """Streams `prepared.stream(...)` to a device. Commands are thread-safe and take effect at the
-    device's next period; the position is the count of timeline frames handed to the device."""
+class Source(Protocol):
+    """The timeline's PCM from a frame on: a chunk, b"" at the end, None while it is not ready."""
+
+    def take(self) -> bytes | None: ...
+    def restart(self, start: int) -> None: ...
+
+
+class Transport:
+    """The live session's state machine: position, fades, pause, seek, next/back, repeated cues,
+    completed exercises and the onset log, over any source of the timeline's PCM.
+
+    It owns no device, thread, lock or clock: `fill(n, now)` is told the time, so the player
+    drives it from the audio callback and tests drive it with synthetic frames and a fake clock.
+    Not thread-safe: the player holds its lock around every call."""
 
     def __init__(
         self,
-        prepared: Prepared,
+        plan: Plan,
+        clips: Mapping[str, bytes],
+        source: Source,
         *,
-        audio: str = "default",
         start: int = 0,
         gain_db: float = 0.0,
-        device_factory: DeviceFactory | None = None,
-        tap: Callable[[bytes], None] | None = None,
-        period_ms: int = PERIOD_MS,
+        on_record: Callable[[Record], None] = lambda record: None,
+        on_end: Callable[[], None] = lambda: None,
     ) -> None:
-        self.prepared = prepared
-        self.plan = plan = prepared.plan
+        self.plan = plan
         self.rate = plan.rate
         self.log: list[Record] = []
-        self._factory = device_factory or (lambda rate, period: open_device(audio, rate, period))
-        self._tap = tap
-        self._period_ms = period_ms
+        self._clips = clips
+        self._source = source
+        self._on_record = on_record
+        self._on_end = on_end
         self._starts = [e.start for e in plan.events]
         self._sections = sections(plan)
         self._section_starts = [s.start for s in self._sections]
@@ -250,15 +199,7 @@ class Player:
         self._blocks = _blocks(plan)
         self._spoken = _last_spoken(plan.events)
         self._fade = max(1, self.rate * FADE_MS // 1000)
-        self._records: queue.SimpleQueue[Record] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._close_lock = threading.Lock()
-        self._finished = threading.Event()
-        self._device: Device | None = None
-        self._started = False
-        # Playback state: changed by the audio thread (and commands), always under _lock.
         self._pos = max(0, min(start, plan.total))
-        self._feeder = _Feeder(prepared.stream)
         self._pending = memoryview(b"")
         self._stalling = False
         self._next_event = bisect.bisect_left(self._starts, self._pos)
@@ -275,159 +216,81 @@ class Player:
         self._paused_frames = 0
         self._completed: set[int] = set()
         self._reached_end = False
-        self._error: BaseException | None = None
         #: Clips read ahead for `repeat_last_cue`, so the audio callback does not touch the disk.
         self._clip_bytes: dict[str, bytes] = {}
 
-    # -- life cycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the device and start playing (NoSoundDevice if it cannot)."""
-        from voicecoach.speech.base import quiet_output
+    # -- commands ----------------------------------------------------------------------------
 
-        device = self._factory(self.rate, self._period_ms)
-        generator = self._generator()
-        next(generator)
-        try:
-            # The first audio is ready before the device asks for it: the first word is on time.
-            self._feeder.start(self._pos)
-            self._feeder.wait_ready(5.0)
-            with quiet_output():
-                device.start(generator)
-        except BaseException as exc:  # Ctrl-C or SIGTERM here too: leave no device or thread
-            with quiet_output():
-                device.close()
-            self._feeder.close()
-            if not isinstance(exc, Exception):
-                raise
-            raise NoSoundDevice("the sound device would not start",
-                                fix="try `--audio none`, or `voicecoach export`") from exc
-        self._device, self._started = device, True
+    @property
+    def position(self) -> int:
+        return self._pos
 
-    def wait(self, timeout: float | None = None) -> SessionResult | None:
-        """The result once playback has ended (device closed), or None after `timeout`."""
-        if not self._finished.wait(timeout):
-            return None
-        self.close()
-        if isinstance(self._error, VoicecoachError):
-            raise self._error
-        if self._error is not None:
-            raise Fault(f"live playback failed: {type(self._error).__name__}: {self._error}")
-        return self.result()
-
-    def run(self) -> SessionResult:
-        """Play to the end (or until stop()), then close the device."""
-        self.start()
-        try:
-            while (result := self.wait(0.1)) is None:
-                cancel.check()
-            return result
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop (with a fade, if still playing) and release the device. Idempotent."""
-        from voicecoach.speech.base import quiet_output
-
-        with self._close_lock:
-            device, self._device = self._device, None
-            if device is not None:
-                if not self._finished.is_set():
-                    self.stop()
-                    self._finished.wait(0.5)
-                with quiet_output():
-                    device.close()
-            self._feeder.close()
-            self._mark_done()
-
-    def __enter__(self) -> Player:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def drain(self) -> list[Record]:
-        """Onsets and marks since the last call, in order (for a view or an events file)."""
-        out = []
-        while True:
-            try:
-                out.append(self._records.get_nowait())
-            except queue.Empty:
-                return out
-
-    # -- commands (any thread) ---------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
+        self._paused = True
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
+        self._paused = False
 
     def toggle_pause(self) -> None:
-        with self._lock:
-            self._paused = not self._paused
+        self._paused = not self._paused
 
     def stop(self) -> None:
-        """Ask playback to fade out and end; returns at once (wait() or close() to finish)."""
-        with self._lock:
-            self._stopping = True
-            if not self._started:
-                self._finish(time.monotonic(), completed=False)
+        """Fade out and end at the next fill."""
+        self._stopping = True
 
     def next_exercise(self) -> None:
         """Go to the next exercise's first cue; from the last one, to the closing words."""
-        with self._lock:
-            pos = self._where()
-            i = self._section_at(pos)
-            if i + 1 < len(self._sections):
-                self._seek(self._sections[i + 1].start)
-                return
-            finish = self.plan.events[-1].start if self.plan.events else self.plan.total
-            self._seek(finish if pos < finish else self.plan.total)
+        pos = self._where()
+        i = self._section_at(pos)
+        if i + 1 < len(self._sections):
+            self._seek(self._sections[i + 1].start)
+            return
+        finish = self.plan.events[-1].start if self.plan.events else self.plan.total
+        self._seek(finish if pos < finish else self.plan.total)
 
     def previous_exercise(self) -> None:
         """Restart the current exercise; within RESTART_GRACE of its start, go to the one before."""
-        with self._lock:
-            pos = self._where()
-            i = self._section_at(pos)
-            start = self._sections[i].start
-            if pos - start < RESTART_GRACE * self.rate and i > 0:
-                start = self._sections[i - 1].start
-            self._seek(start)
+        pos = self._where()
+        i = self._section_at(pos)
+        start = self._sections[i].start
+        if pos - start < RESTART_GRACE * self.rate and i > 0:
+            start = self._sections[i - 1].start
+        self._seek(start)
+
+    def repeat_candidates(self, pos: int) -> list[str]:
+        """The texts a repeat asked for at `pos` may say, whose clips are not read yet."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if not 0 <= i < len(self.plan.events):
+            return []
+        texts = [self.plan.events[cue].text if cue >= 0 else "" for cue in {i, self._spoken[i]}]
+        return [t for t in texts if t and t not in self._clip_bytes]
+
+    def keep_clip(self, text: str, clip: bytes) -> None:
+        """A clip read ahead for a repeat, so fill() does not touch the disk."""
+        self._clip_bytes[text] = clip
 
     def repeat_last_cue(self) -> None:
         """Say the latest cue again, after the one being spoken if any; the timeline waits."""
-        # Read the candidate clips here, not in the audio callback: reading may wait on disk.
-        with self._lock:
-            pos = self._pos
-        i = bisect.bisect_right(self._starts, pos) - 1
-        if 0 <= i < len(self.plan.events):
-            for cue in {i, self._spoken[i]}:
-                text = self.plan.events[cue].text if cue >= 0 else ""
-                if text and text not in self._clip_bytes:
-                    self._clip_bytes[text] = bytes(self.prepared.clips[text])
-        with self._lock:
-            self._repeat = True
+        self._repeat = True
 
-    def volume_up(self) -> None:
-        self.set_gain(self._gain_db + VOLUME_STEP_DB)
-
-    def volume_down(self) -> None:
-        self.set_gain(self._gain_db - VOLUME_STEP_DB)
+    @property
+    def gain_db(self) -> float:
+        return self._gain_db
 
     def set_gain(self, db: float) -> None:
-        with self._lock:
-            self._gain_db = _clamp_db(db)
-            self._gain = _db_to_gain(self._gain_db)
+        self._gain_db = _clamp_db(db)
+        self._gain = _db_to_gain(self._gain_db)
 
     # -- snapshots ---------------------------------------------------------------------------
 
     def state(self) -> PlayerState:
-        with self._lock:
-            pos, paused, done = self._pos, self._paused, self._done
-            gain_db, repeating = self._gain_db, self._insert is not None
+        pos, paused, done = self._pos, self._paused, self._done
+        gain_db, repeating = self._gain_db, self._insert is not None
         plan, events = self.plan, self.plan.events
         i = bisect.bisect_right(self._starts, pos) - 1
         event = events[i] if i >= 0 else None
@@ -447,36 +310,18 @@ class Player:
         )
 
     def result(self) -> SessionResult:
-        with self._lock:
-            pos, paused = self._pos, self._paused_frames
-            done = sorted(self._completed)
-            reached = self._reached_end
+        pos, paused = self._pos, self._paused_frames
+        done = sorted(self._completed)
         names = tuple(n for k in done if (n := self._sections[k].name) is not None)
         here = self._sections[self._section_at(pos)].name
         return SessionResult(
-            completed=reached, position=pos / self.rate, exercises_completed=names,
-            stopped_at=None if reached else here, paused=paused / self.rate,
+            completed=self._reached_end, position=pos / self.rate, exercises_completed=names,
+            stopped_at=None if self._reached_end else here, paused=paused / self.rate,
         )
 
-    # -- the audio thread --------------------------------------------------------------------
+    # -- filling the device's buffer -----------------------------------------------------------
 
-    def _generator(self) -> Generator[bytes, int, None]:
-        frames = yield b""
-        while True:
-            now = time.monotonic()
-            try:
-                with self._lock:
-                    out = self._fill(frames, now)
-                if self._tap is not None:
-                    self._tap(out)
-            except Exception as exc:  # an exception here would only be printed by cffi
-                with self._lock:
-                    self._error = exc
-                    self._finish(now, completed=False)
-                out = bytes(frames * 2)
-            frames = yield out
-
-    def _fill(self, n: int, now: float) -> bytes:
+    def fill(self, n: int, now: float) -> bytes:
         """n frames for the device; `now` is when the device asked for them."""
         rate = self.rate
         if self._anchor is None:
@@ -492,7 +337,7 @@ class Player:
             target = 0.0 if (self._paused or leaving) else 1.0
             if self._level == 0.0 and target == 0.0:
                 if self._stopping:
-                    self._finish(at, completed=False)
+                    self.finish(at, completed=False)
                 elif self._seek_to is not None:
                     self._jump(at)
                 else:  # paused: the device gets silence and the timeline waits
@@ -520,7 +365,7 @@ class Player:
                     k = min(k, self._insert_at - self._pos)
                 pcm, ended = self._take(k)
                 if not pcm and ended:
-                    self._finish(at, completed=True)
+                    self.finish(at, completed=True)
                     continue
                 if not pcm:  # the feeder is behind (just after a seek): the timeline waits
                     if not self._stalling:
@@ -556,7 +401,7 @@ class Player:
         need, parts, ended = k * 2, [], False
         while need > 0:
             if not self._pending:
-                chunk = self._feeder.take()
+                chunk = self._source.take()
                 if chunk is None:
                     break
                 if not chunk:
@@ -584,7 +429,7 @@ class Player:
         assert self._seek_to is not None
         target, self._seek_to = self._seek_to, None
         self._pos = target
-        self._feeder.restart(target)
+        self._source.restart(target)
         self._pending = memoryview(b"")
         self._next_event = bisect.bisect_left(self._starts, target)
         self._insert = self._insert_at = self._insert_cue = None
@@ -616,7 +461,7 @@ class Player:
         said = self.plan.events[cue]
         clip = self._clip_bytes.get(said.text)
         if clip is None:  # the position moved on since the key press: read it after all
-            clip = self.prepared.clips[said.text]
+            clip = self._clips[said.text]
         clip = clip[: said.speech * 2]
         gap = round(MIN_GAP * self.rate)
         self._insert_at = e.start + e.speech if speaking else self._pos
@@ -644,111 +489,15 @@ class Player:
 
     def _emit(self, record: Record) -> None:
         self.log.append(record)
-        self._records.put(record)
+        self._on_record(record)
 
-    def _finish(self, at: float, completed: bool) -> None:
+    def finish(self, at: float, completed: bool) -> None:
+        """End the session now (the device has nothing more to play)."""
         if self._done:
             return
         self._done, self._reached_end = True, completed
         self._emit(Mark("end" if completed else "stop", self._pos / self.rate, at))
-        self._finished.set()
-
-    def _mark_done(self) -> None:
-        with self._lock:
-            self._finish(time.monotonic(), completed=False)
-
-
-class _Feeder:
-    """Reads `stream(start)` a few chunks ahead on its own thread, so the audio callback only
-    copies bytes: making a chunk (clips read back from disk, music mixed in) may take longer than
-    a device period. A restart (a seek) drops what was read ahead."""
-
-    AHEAD = 2  # chunks of timeline.CHUNK_FRAMES: about 3 s
-
-    def __init__(self, stream: Callable[[int], Iterator[bytes]]) -> None:
-        self._stream = stream
-        self._cond = threading.Condition(threading.Lock())
-        self._chunks: deque[bytes] = deque()
-        self._generation = 0
-        self._start = 0
-        self._ended = self._closed = False
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self, start: int) -> None:
-        self._start = start
-        self._thread = threading.Thread(target=self._run, name="voicecoach-feeder", daemon=True)
-        self._thread.start()
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (self._chunks or self._ended) and time.monotonic() < deadline:
-                cancel.check()
-                self._cond.wait(cancel.POLL)
-
-    def restart(self, start: int) -> None:
-        with self._cond:
-            self._generation += 1
-            self._start = start
-            self._chunks.clear()
-            self._ended = False
-            self._cond.notify_all()
-
-    def take(self) -> bytes | None:
-        """The next chunk; None if it is not ready yet; b"" at the end of the stream."""
-        with self._cond:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._cond.notify_all()
-                return chunk
-            if self._error is not None:
-                raise self._error
-            return b"" if self._ended else None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        generation, start = -1, 0
-        source: Iterator[bytes] | None = None
-        while True:
-            with self._cond:
-                def wanted(seen: int = generation) -> bool:
-                    return self._closed or self._generation != seen or (
-                        not self._ended and len(self._chunks) < self.AHEAD)
-
-                self._cond.wait_for(wanted)
-                if self._closed:
-                    return
-                if self._generation != generation:
-                    generation, start, source = self._generation, self._start, None
-            try:
-                if source is None:
-                    source = self._stream(start)
-                chunk = next(source, None)  # the slow part, outside the lock
-            except cancel.Interrupted:
-                # The main thread is stopping the session: the stream is not at its end (that
-                # would count as completed), it just has no more to give.
-                return
-            except Exception as exc:
-                with self._cond:
-                    self._error, self._ended = exc, True
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                if generation != self._generation:
-                    continue  # a seek came meanwhile: this chunk is of the old place
-                if chunk is None:
-                    self._ended = True
-                else:
-                    self._chunks.append(chunk)
-                self._cond.notify_all()
+        self._on_end()
 
 
 def _last_spoken(events: tuple[Event, ...]) -> list[int]:

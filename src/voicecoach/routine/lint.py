@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from voicecoach.cues import speakable
-from voicecoach.loader import _read_text
-from voicecoach.model import Routine
+from voicecoach.routine.loader import _read_text
+from voicecoach.routine.model import Routine
+from voicecoach.routine.wording import speakable
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Lists whose items are sentences: a comma inside one is part of the sentence.

@@ -1,0 +1,47 @@
+"""How a session sounds (loudness, chimes, music, duck): the options and their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from voicecoach.errors import UserError
+from voicecoach.plan.timeline import PlanOptions
+
+DEFAULT_LOUDNESS = -16.0
+LOUDNESS_RANGE = (-30.0, -14.0)
+DEFAULT_DUCK = -12.0
+DUCK_RANGE = (-40.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SoundOptions:
+    """Everything about how a session sounds, shared by export and live play.
+
+    chimes / countdown_ticks: None keeps the routine's setting. They change the plan (chime
+    places), the rest only the audio."""
+
+    loudness: float = DEFAULT_LOUDNESS
+    chimes: bool | None = None
+    countdown_ticks: bool | None = None
+    music: Path | None = None
+    duck: float = DEFAULT_DUCK
+
+    def __post_init__(self) -> None:
+        lo, hi = LOUDNESS_RANGE
+        if not lo <= self.loudness <= hi:
+            raise UserError(f"loudness {self.loudness:g} LUFS is out of range",
+                            fix=f"use {lo:g} to {hi:g} (default {DEFAULT_LOUDNESS:g})")
+        lo, hi = DUCK_RANGE
+        if not lo <= self.duck <= hi:
+            raise UserError(f"duck {self.duck:g} dB is out of range",
+                            fix=f"use {lo:g} to {hi:g} dB (default {DEFAULT_DUCK:g})")
+
+    def plan_options(self, options: PlanOptions) -> PlanOptions:
+        """The plan options with these chime settings applied (None leaves the routine's)."""
+        changes: dict[str, bool] = {}
+        if self.chimes is not None:
+            changes["chimes"] = self.chimes
+        if self.countdown_ticks is not None:
+            changes["countdown_ticks"] = self.countdown_ticks
+        return replace(options, **changes) if changes else options

@@ -1,0 +1,32 @@
+"""The one audio format inside voicecoach (mono s16le at 22.05 kHz) and its conversions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SAMPLE_RATE = 22050
+#: Bytes per sample (s16le); mono, so also bytes per frame.
+SAMPLE_WIDTH = 2
+CHANNELS = 1
+
+
+def frames(pcm: bytes) -> int:
+    """How many frames a PCM buffer holds."""
+    return len(pcm) // SAMPLE_WIDTH
+
+
+def to_s16(x: np.ndarray) -> bytes:
+    """Float samples (full scale 1.0) to s16le PCM, saturating."""
+    import numpy as np
+
+    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
+
+
+def from_s16(pcm: bytes) -> np.ndarray:
+    """s16le PCM to float samples (full scale 1.0)."""
+    import numpy as np
+
+    return np.frombuffer(pcm, "<i2") / 32768.0

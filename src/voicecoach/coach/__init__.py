@@ -1,0 +1,659 @@
+"""The application layer every front end calls: settings, safety, prepare, export, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+
+from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
+from voicecoach.errors import UserError
+from voicecoach.export.mp3 import DEFAULT_BITRATE
+from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
+from voicecoach.routine.durations import format_clock, format_duration
+from voicecoach.routine.model import Routine
+from voicecoach.routine.wording import fill
+from voicecoach.speech.base import DEFAULT_RATE
+
+if TYPE_CHECKING:
+    from voicecoach.audio.prepare import Prepared
+    from voicecoach.export.outputs import STDOUT, OutputPlan  # noqa: F401 (see _LAZY)
+    from voicecoach.export.tracks import ExportOptions, Track
+    from voicecoach.live.player import Onset, Player, SessionResult  # noqa: F401
+    from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request  # noqa: F401
+    from voicecoach.safety.history import SessionRecord
+    from voicecoach.safety.rules import (
+        QUESTIONS,  # noqa: F401
+        Question,
+        Screening,
+        Verdict,
+    )
+    from voicecoach.speech import Engine, VoiceSettings
+    from voicecoach.storage.cache import ClipCache
+
+
+__all__ = ["Purpose", "Session", "Settings",
+           "export", "fill", "format_clock", "format_duration", "load", "plan_json", "prepare",
+           "record"]
+
+#: What front ends may use from the stages above the core, loaded on first use (miniaudio is
+#: only for live play).
+_LAZY = {"Player": "voicecoach.live.player", "Onset": "voicecoach.live.player",
+         "STDOUT": "voicecoach.export.outputs", "OutputPlan": "voicecoach.export.outputs",
+         "Request": "voicecoach.plan.compose", "DEFAULT_EQUIPMENT": "voicecoach.plan.compose",
+         "QUESTIONS": "voicecoach.safety.rules"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'voicecoach.coach' has no attribute {name!r}")
+
+
+class Purpose(StrEnum):
+    """What a session is prepared for: it sets the lead-in and whether limits apply."""
+
+    EXPORT = "export"
+    PLAY = "play"
+    SERVE = "serve"
+
+    @property
+    def lead_in(self) -> float:
+        """Export waits for Bluetooth speakers to wake; live play starts at once; a phone served
+        over the LAN gets a short pause to pick itself up."""
+        return {Purpose.EXPORT: EXPORT_LEAD_IN, Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
+
+    @property
+    def live(self) -> bool:
+        """Frequency limits are for doing, not for making a track to follow another day."""
+        return self is not Purpose.EXPORT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every choice a front end offers, with its one default."""
+
+    engine: str | None = None
+    voice: str | None = None
+    rate: int = DEFAULT_RATE
+    volume: float = 1.0
+    cache: bool = True
+    pace: float = 1.0
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    #: "full" or "short"; None: full until the routine is familiar.
+    detail: str | None = None
+    #: Seconds of silence before the first word; None: the purpose's (see Purpose.lead_in).
+    lead_in: float | None = None
+    #: None keeps the routine's own setting.
+    chimes: bool | None = None
+    ticks: bool | None = None
+    music: Path | None = None
+    duck: float = DEFAULT_DUCK
+    loudness: float = DEFAULT_LOUDNESS
+    bitrate: int = DEFAULT_BITRATE
+    transcript: bool = False
+
+    def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
+        lead_in = purpose.lead_in if self.lead_in is None else self.lead_in
+        return PlanOptions(pace=self.pace, only=self.only, skip=self.skip,
+                           detail=self.detail or "full", lead_in=lead_in)
+
+    def sound(self) -> SoundOptions:
+        """The sound options, checked (a missing music file is a mistake before any speech)."""
+        if self.music is not None and not self.music.is_file():
+            raise UserError(f"music file not found: {self.music}",
+                            fix="give a path to an audio file")
+        return SoundOptions(loudness=self.loudness, chimes=self.chimes,
+                            countdown_ticks=self.ticks, music=self.music, duck=self.duck)
+
+    def export_options(self) -> ExportOptions:
+        from voicecoach.export.tracks import ExportOptions
+
+        return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume)
+
+
+class Speech(NamedTuple):
+    """The engine, the voice settings and the clip cache that a Settings speaks with."""
+
+    engine: Engine
+    voice: VoiceSettings
+    cache: ClipCache
+
+
+def speech(settings: Settings) -> Speech:
+    from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
+
+    return Speech(get_engine(settings.engine),
+                  VoiceSettings(voice=settings.voice, rate=settings.rate, volume=settings.volume),
+                  ClipCache(enabled=settings.cache))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a front end should tell the user: `code` says what it is, `text` how to say it."""
+
+    code: str
+    text: str
+    exercise: str | None = None
+
+
+Notify = Callable[[Notice], None]
+#: Asks the screening questions; returns the answers, or None when nobody can answer now.
+ScreeningPrompt = Callable[[Sequence["Question"]], "dict[str, bool] | None"]
+
+
+class Progress(Protocol):
+    def stage(self, label: str, total: float) -> None: ...
+    def set(self, done: float) -> None: ...
+    def advance(self, amount: float) -> None: ...
+
+
+def _ignore(_: Notice) -> None:
+    pass
+
+
+# -- routines ------------------------------------------------------------------------------------
+
+TODAY = "today"
+
+
+def resolve(spec: str, settings: Settings | None = None) -> Path:
+    """A routine argument's file: a bundled id, a path, or `today` (made from the library with
+    the settings of the last `make`, timed with the voice the session will speak in)."""
+    from voicecoach.routine import library
+
+    if spec == TODAY and not Path(spec).exists():
+        from voicecoach.coach import today
+
+        _, path = today.today_session(today.speech_measure(*speech(settings or Settings())))
+        return path
+    return library.resolve(spec)
+
+
+def load(
+    source: str | Path, settings: Settings | None = None, *, notify: Notify = _ignore
+) -> Routine:
+    """A routine by id, path or `today`; what its file probably did not mean is told as
+    `lint` notices (`voicecoach validate --strict` makes them mistakes)."""
+    from voicecoach.routine.lint import lint
+    from voicecoach.routine.loader import load_routine
+
+    path = source if isinstance(source, Path) else resolve(source, settings)
+    routine = load_routine(path)
+    for warning in lint(path, routine):
+        notify(Notice("lint", warning.line()))
+    return routine
+
+
+def check(path: Path) -> list:  # type: ignore[type-arg]
+    """`validate`: load and plan a routine file (RoutineErrors, UserError on mistakes) and
+    return its warnings."""
+    from voicecoach.routine.lint import lint
+    from voicecoach.routine.loader import load_routine
+
+    routine = load_routine(path)
+    build_plan(routine)
+    return lint(path, routine)
+
+
+def starting_at(routine: Routine, settings: Settings, name: str) -> Settings:
+    """`--from NAME`: the settings that play the chosen exercises from NAME on."""
+    from voicecoach.plan.timeline import from_onwards
+
+    return dataclasses.replace(settings, skip=(),
+                               only=from_onwards(routine, name, settings.only, settings.skip))
+
+
+def bundled() -> list[Path]:
+    """The files of the bundled routines, in id order."""
+    from voicecoach.routine import library
+
+    return list(library.bundled().values())
+
+
+def voices(engine: str | None = None, language: str | None = None) -> list:  # type: ignore[type-arg]
+    """The voices an engine offers, optionally only those for a language such as en or en-gb."""
+    from voicecoach.speech import get_engine
+
+    found = get_engine(engine).voices()
+    if language:
+        want = language.lower().replace("_", "-")
+        found = [v for v in found if any(lang.lower().startswith(want) for lang in v.languages)]
+    return found
+
+
+def check_outputs(reads: Sequence[tuple[str, Path | None]],
+                  writes: Sequence[tuple[str, Path]]) -> None:
+    """Files a command reads and writes, checked against each other before any work starts."""
+    from voicecoach.export.outputs import OutputPlan
+
+    outputs = OutputPlan()
+    for what, path in reads:
+        outputs.read(what, path)
+    for what, path in writes:
+        outputs.write(what, path)
+    outputs.check()
+
+
+# -- safety --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    """What safety and limits decide a session holds, and the plan options that say it."""
+
+    routine: Routine
+    purpose: Purpose
+    options: PlanOptions
+    verdict: Verdict
+
+
+def decide(
+    routine: Routine,
+    settings: Settings,
+    purpose: Purpose = Purpose.EXPORT,
+    *,
+    screening_prompt: ScreeningPrompt | None = None,
+    notify: Notify = _ignore,
+    force: bool = False,
+    i_understand: bool = False,
+) -> Decision:
+    """Screening, frequency limits (live purposes only) and familiarity decide what the session
+    holds. Raises UserError when nothing of it may be done."""
+    from voicecoach.plan.timeline import select_exercises
+    from voicecoach.safety.history import History
+    from voicecoach.safety.rules import (
+        LIMIT_CODES,
+        QUESTIONS,
+        assess,
+        load_screening,
+        save_screening,
+    )
+
+    options = settings.plan_options(purpose)
+    screening = load_screening()
+    if not screening.answered:
+        answers = screening_prompt(QUESTIONS) if screening_prompt is not None else None
+        if answers is not None:
+            screening = save_screening(answers)
+            if screening.rules_out_manipulation:
+                notify(Notice("screening-rules-out", "Self-manipulation (cracking) moves will be "
+                              "left out; see a doctor or physiotherapist first. Change answers "
+                              "with `voicecoach safety`."))
+        elif routine.manipulation:
+            notify(Notice("screening-unanswered", "note: this routine has self-manipulation "
+                          "moves and you have not answered the safety questions yet "
+                          "(`voicecoach safety`)"))
+    verdict = assess(
+        routine, history=History(), screening=screening, apply_limits=purpose.live, force=force,
+        i_understand=i_understand, detail=settings.detail,
+        chosen=select_exercises(routine, options.only, options.skip),
+    )
+    for note in verdict.notes:
+        notify(Notice("safety", f"note: {note}"))
+    for left in verdict.excluded:
+        if left.code in LIMIT_CODES:
+            notify(Notice(f"limit-{left.code}", f"note: {left.exercise} is left out: "
+                          f"{left.reason} (add --force to include it)", left.exercise))
+    options = dataclasses.replace(options, left_out=verdict.left_out, detail=verdict.detail)
+    return Decision(routine, purpose, options, verdict)
+
+
+# -- prepare ---------------------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """A decided session made ready: its plan, its audio (what export encodes and live play
+    sends to the speakers), and what safety decided. Close it when done."""
+
+    decision: Decision
+    audio: Prepared
+    started: float
+
+    @property
+    def routine(self) -> Routine:
+        return self.decision.routine
+
+    @property
+    def plan(self) -> Plan:
+        return self.audio.plan
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.decision.verdict
+
+    def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        return self.audio.stream(start, end)
+
+    def close(self) -> None:
+        self.audio.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def prepare(
+    routine: Routine,
+    settings: Settings | None = None,
+    purpose: Purpose = Purpose.EXPORT,
+    *,
+    screening_prompt: ScreeningPrompt | None = None,
+    notify: Notify = _ignore,
+    progress: Progress | None = None,
+    force: bool = False,
+    i_understand: bool = False,
+) -> Session:
+    """Decide what the session holds (safety, limits), then speak, level and mix it."""
+    settings = settings or Settings()
+    decision = decide(routine, settings, purpose, screening_prompt=screening_prompt,
+                      notify=notify, force=force, i_understand=i_understand)
+    return render(decision, settings, progress=progress)
+
+
+def render(decision: Decision, settings: Settings, *, progress: Progress | None = None,
+           estimate: Plan | None = None) -> Session:
+    """Speak (or fetch from the cache) every cue of a decided session and make its sound.
+    `estimate` (a plan from text lengths, if one was made already) sizes the progress bar."""
+    from voicecoach.audio.prepare import prepare as prepare_audio
+
+    started = time.time()
+    audio = _with_progress(prepare_audio, decision.routine, decision.options, settings,
+                           progress, settings.sound(), estimate)
+    return Session(decision, audio, started)
+
+
+def timed_plan(
+    decision: Decision, settings: Settings, *, estimate: bool = False,
+    progress: Progress | None = None,
+) -> Plan:
+    """The plan with its times from real speech (or, estimated, from text length), without
+    making the audio: what `show` prints and `list` sums."""
+    sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
+    if estimate:
+        from voicecoach.audio.prepare import check_speech
+
+        check_speech(*speech(settings)[:2])
+        return build_plan(decision.routine, sound.plan_options(decision.options))
+    from voicecoach.audio.prepare import timed_plan as time_plan
+
+    return _with_progress(time_plan, decision.routine, decision.options, settings, progress, sound)
+
+
+@dataclass(frozen=True)
+class Summary:
+    id: str
+    title: str
+    exercises: int
+    duration: float
+    equipment: tuple[str, ...]
+    areas: tuple[str, ...]
+    source: str | None
+    manipulation: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "exercises": self.exercises,
+            "duration": round(self.duration, 3),
+            "equipment": list(self.equipment),
+            "areas": list(self.areas),
+            "source": self.source,
+            "manipulation": self.manipulation,
+        }
+
+
+def summarise(routine: Routine, plan: Plan) -> Summary:
+    return Summary(
+        id=routine.id,
+        title=routine.title,
+        exercises=len(routine.exercises),
+        duration=plan.duration,
+        equipment=tuple(routine.equipment),
+        areas=tuple(routine.areas),
+        source=routine.source,
+        manipulation=routine.manipulation,
+    )
+
+
+def catalogue(settings: Settings | None = None, *, estimate: bool = False,
+              progress: Progress | None = None) -> list[Summary]:
+    """A summary of every bundled routine, timed as exported with default options (estimated
+    from text length, or from the real speech)."""
+    from voicecoach.audio.prepare import timed_plan as time_plan
+    from voicecoach.routine import library
+    from voicecoach.routine.loader import load_routine
+
+    settings = settings or Settings()
+    summaries = []
+    for path in library.bundled().values():
+        routine = load_routine(path)
+        plan = (build_plan(routine, PlanOptions()) if estimate else
+                _with_progress(time_plan, routine, PlanOptions(), settings, progress, None))
+        summaries.append(summarise(routine, plan))
+    return summaries
+
+
+def _with_progress(make, routine, options, settings, progress, sound, estimate=None):  # type: ignore[no-untyped-def]
+    engine, voice, cache = speech(settings)
+    if progress is not None:
+        # The estimated plan names the cues to speak: enough to size the bar.
+        estimate = estimate or build_plan(routine, options)
+        progress.stage("Speaking cues", len(estimate.spoken_texts()))
+    return make(routine, options, engine=engine, settings=voice, cache=cache,
+                on_clip=progress.set if progress is not None else None, sound=sound)
+
+
+# -- history -------------------------------------------------------------------------------------
+
+def record(session: Session, result: SessionResult | None = None, *,
+           now: float | None = None) -> SessionRecord:
+    """Write a session to history: an export as made whole, a live one as far as it went
+    (what was done counts towards the limits even when it stopped or failed)."""
+    from voicecoach.safety.history import History, SessionRecord
+
+    verdict, routine = session.verdict, session.routine
+    ended = time.time() if now is None else now
+    if result is None:
+        entry = SessionRecord(routine=routine.id, title=routine.title, kind="export",
+                              started=session.started, ended=ended, completed=True,
+                              position=session.plan.duration, detail=verdict.detail)
+    else:
+        entry = SessionRecord(
+            routine=routine.id, title=routine.title, kind="live", started=session.started,
+            ended=ended, completed=result.completed, position=result.position,
+            exercises_done=result.exercises_completed, stopped_at=result.stopped_at,
+            forced=bool(verdict.forced), detail=verdict.detail)
+    History().record(entry)
+    return entry
+
+
+def history(limit: int = 20) -> list:  # type: ignore[type-arg]
+    """The most recent sessions and exports, newest first."""
+    from voicecoach.safety.history import History
+
+    return History().sessions(limit=limit)
+
+
+# -- export --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One track (or split folder) to write, decided and named before any speech is made."""
+
+    decision: Decision
+    dest: Path
+    #: The plan from text lengths that named the outputs (it also sizes the progress bar).
+    estimate: Plan
+
+
+def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
+    """Where an export goes when no -o is given: ID.mp3 (with --split: a folder ID)."""
+    if split:
+        return folder / routine_id if folder else Path(routine_id)
+    return (folder or Path(".")) / f"{routine_id}.mp3"
+
+
+def plan_exports(
+    sources: Sequence[tuple[Path, Path | None]],
+    settings: Settings,
+    *,
+    split: bool = False,
+    folder: Path | None = None,
+    skip_refused: bool = False,
+    screening_prompt: ScreeningPrompt | None = None,
+    notify: Notify = _ignore,
+    i_understand: bool = False,
+) -> list[ExportJob]:
+    """Every file of every export named and checked against the inputs and each other before
+    any speech is made: one mistake stops it all. With skip_refused (`--all`), a routine that
+    safety refuses whole is told as a `skipped` notice and left out."""
+    from voicecoach.export.outputs import OutputPlan
+    from voicecoach.export.tracks import plan_outputs
+
+    sound, export_options = settings.sound(), settings.export_options()
+    outputs = OutputPlan()
+    outputs.read("music file", settings.music)
+    jobs = []
+    for source, dest in sources:
+        routine = load(source, settings, notify=notify)
+        outputs.read("routine file", source)
+        try:
+            decision = decide(routine, settings, Purpose.EXPORT, screening_prompt=screening_prompt,
+                              notify=notify, i_understand=i_understand)
+        except UserError as exc:
+            if not skip_refused:
+                raise
+            notify(Notice("skipped", f"note: skipped {routine.id}: {exc.line()}"))
+            continue
+        dest = dest or default_output(routine.id, folder=folder, split=split)
+        estimate = build_plan(routine, sound.plan_options(decision.options))
+        plan_outputs(outputs, routine, estimate, dest, export_options, split=split)
+        jobs.append(ExportJob(decision, dest, estimate))
+    outputs.check()
+    return jobs
+
+
+def export(
+    job: ExportJob, settings: Settings, *, split: bool = False, stream: BinaryIO | None = None,
+    progress: Progress | None = None,
+) -> list[Track]:
+    """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it."""
+    from voicecoach.export.tracks import export_split, export_to_stream, export_track
+
+    options = settings.export_options()
+    routine = job.decision.routine
+    session = render(job.decision, settings, progress=progress, estimate=job.estimate)
+    advance = progress.advance if progress is not None else None
+    with session:
+        if progress is not None:
+            progress.stage(f"Encoding {routine.id}", session.plan.total)
+        if split:
+            tracks = export_split(routine, session.audio, job.dest, options, advance)
+        elif stream is not None:
+            tracks = [export_to_stream(routine, session.audio, stream, options, advance)]
+        else:
+            tracks = [export_track(routine, session.audio, job.dest, options, advance)]
+    record(session)
+    return tracks
+
+
+# -- made sessions ---------------------------------------------------------------------------------
+
+def make(request: Request, dest: Path | None = None,
+         settings: Settings | None = None) -> tuple[Composition, Path]:
+    """Compose a session from the library for `request`, timed with the settings' voice; write
+    it (never over a file `make` did not write) and keep the request for `today`."""
+    from voicecoach.coach import today
+
+    made = today.make(request, today.speech_measure(*speech(settings or Settings())))
+    dest = dest or today.default_output(request.day)
+    today.write(made, dest)
+    today.save_settings(request)
+    return made, dest
+
+
+def rate(exercise: str, verdict: str) -> str:
+    """Thumb a library exercise up, down or clear; returns its name as the library spells it."""
+    from voicecoach.coach import today
+
+    return today.rate(exercise, verdict)
+
+
+# -- screening and history report -----------------------------------------------------------------
+
+def screening(answers: Sequence[str] | None = None, *,
+              ask: ScreeningPrompt | None = None) -> Screening:
+    """The stored screening answers, after merging `KEY=yes|no` pairs or asking anew."""
+    from voicecoach.safety.rules import QUESTIONS, load_screening, parse_answers, save_screening
+
+    current = load_screening()
+    if answers:
+        return save_screening({**(current.answers or {}), **parse_answers(answers)})
+    if ask is not None:
+        asked = ask(QUESTIONS)
+        if asked is not None:
+            return save_screening(asked)
+    return current
+
+
+def gentle_routines() -> list[str]:
+    from voicecoach.safety.rules import gentle_routines as gentle
+
+    return gentle()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `history` shows: recent sessions, the streak, and each limit's next time."""
+
+    sessions: list  # type: ignore[type-arg]
+    streak: tuple[int, int]
+    limits: list[dict[str, object]]
+
+
+def report(limit: int = 20) -> Report:
+    from voicecoach.safety.history import History, streaks
+    from voicecoach.safety.rules import limits_overview
+
+    store = History()
+    return Report(store.sessions(limit=limit), streaks(store.active_days()),
+                  limits_overview(store))
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    """The stable `--json` shape of a plan."""
+    return {
+        "routine": plan.routine_id,
+        "title": plan.title,
+        "duration": round(plan.duration, 3),
+        "left_out": [{"exercise": name, "reason": reason} for name, reason in plan.left_out],
+        "events": [
+            {
+                "start": round(plan.seconds(e.start), 3),
+                "duration": round(plan.seconds(e.length), 3),
+                "speech": round(plan.seconds(e.speech), 3),
+                "kind": e.kind.value,
+                "text": e.text,
+                "exercise": e.exercise,
+            }
+            for e in plan.events
+        ],
+        "chimes": [
+            {"start": round(plan.seconds(c.start), 3), "duration": round(plan.seconds(c.length), 3),
+             "kind": c.kind.value}
+            for c in plan.chimes
+        ],
+    }

@@ -1,0 +1,1 @@
+"""From the PCM stream to the speakers, in real time."""

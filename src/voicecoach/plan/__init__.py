@@ -1,0 +1,1 @@
+"""From a routine to a timeline of cues, pauses and chimes, in frames."""

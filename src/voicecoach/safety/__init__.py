@@ -1,0 +1,1 @@
+"""The articles' warnings as behaviour: screening, limits, history."""

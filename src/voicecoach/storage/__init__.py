@@ -1,0 +1,1 @@
+"""Where bytes are kept: the clip cache, atomic writes, spooled clips."""
