@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 __all__ = ["DEFAULT_EQUIPMENT", "QUESTIONS", "Purpose", "Request", "Session", "Settings",
-           "export", "load", "plan_json", "prepare", "record"]
+           "export", "export_key", "is_fresh", "load", "plan_json", "prepare", "record"]
 
 
 class Purpose(StrEnum):
@@ -436,6 +436,44 @@ class ExportJob:
 
     decision: Decision
     dest: Path
+    #: The key of what this job writes (voicecoach.export.freshness), and each MP3 it writes
+    #: with the companions (transcript, playlist) that MP3 vouches for.
+    key: str = ""
+    files: tuple[tuple[Path, tuple[Path, ...]], ...] = ()
+
+
+def export_key(decision: Decision, settings: Settings, *, split: bool = False) -> str:
+    """The key of a track from its inputs alone (no speech, no timed plan): the routine's
+    content, the plan options after safety, limits and familiarity (what is spoken today), the
+    sound, the voice as the engine resolves it and the engine's version, the encoder options.
+    Left out on purpose: the year tag (a track made last year is still the same track), the
+    clip cache setting, --transcript (the .lrc is vouched for by digest, not by key)."""
+    from voicecoach import __version__
+    from voicecoach.export import freshness
+
+    engine, _, _ = speech(settings)
+    sound = settings.sound()
+    return freshness.make_key({
+        "voicecoach": __version__,
+        "routine": decision.routine.model_dump(mode="json"),
+        "plan": dataclasses.asdict(sound.plan_options(decision.options)),
+        "forced": decision.verdict.forced,
+        "sound": {"loudness": sound.loudness, "duck": sound.duck,
+                  "music": None if sound.music is None else freshness.file_digest(sound.music)},
+        "speech": {"engine": engine.name, "version": engine.version,
+                   "voice": engine.resolve_voice(settings.voice).id, "rate": settings.rate,
+                   "volume": settings.volume},
+        "bitrate": settings.bitrate,
+        "split": split,
+    })
+
+
+def is_fresh(job: ExportJob) -> bool:
+    """True when every file of `job` is already at its destination, as this job would write it."""
+    from voicecoach.export.freshness import is_fresh as fresh
+
+    return bool(job.key and job.files) and all(
+        fresh(track, job.key, companions) for track, companions in job.files)
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
@@ -459,8 +497,8 @@ def plan_exports(
     """Every file of every export named and checked against the inputs and each other before
     any speech is made: one mistake stops it all. With skip_refused (`--all`), a routine that
     safety refuses whole is told as a `skipped` notice and left out."""
-    from voicecoach.export.outputs import OutputPlan
-    from voicecoach.export.tracks import plan_outputs
+    from voicecoach.export.outputs import STDOUT, OutputPlan
+    from voicecoach.export.tracks import expected_files, plan_outputs
 
     sound, export_options = settings.sound(), settings.export_options()
     outputs = OutputPlan()
@@ -480,7 +518,9 @@ def plan_exports(
         dest = dest or default_output(routine.id, folder=folder, split=split)
         estimate = build_plan(routine, sound.plan_options(decision.options))
         plan_outputs(outputs, routine, estimate, dest, export_options, split=split)
-        jobs.append(ExportJob(decision, dest))
+        files = () if dest == STDOUT else tuple(
+            expected_files(routine, estimate, dest, export_options, split=split))
+        jobs.append(ExportJob(decision, dest, export_key(decision, settings, split=split), files))
     outputs.check()
     return jobs
 
@@ -489,7 +529,8 @@ def export(
     job: ExportJob, settings: Settings, *, split: bool = False, stream: BinaryIO | None = None,
     progress: Progress | None = None,
 ) -> list[Track]:
-    """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it."""
+    """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it.
+    It is made whether or not the destination is fresh: ask is_fresh(job) first."""
     from voicecoach.export.tracks import export_split, export_to_stream, export_track
 
     options = settings.export_options()
@@ -500,11 +541,11 @@ def export(
         if progress is not None:
             progress.stage(f"Encoding {routine.id}", session.plan.total)
         if split:
-            tracks = export_split(routine, session.audio, job.dest, options, advance)
+            tracks = export_split(routine, session.audio, job.dest, options, advance, job.key)
         elif stream is not None:
             tracks = [export_to_stream(routine, session.audio, stream, options, advance)]
         else:
-            tracks = [export_track(routine, session.audio, job.dest, options, advance)]
+            tracks = [export_track(routine, session.audio, job.dest, options, advance, job.key)]
     record(session)
     return tracks
 
