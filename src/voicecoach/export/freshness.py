@@ -1,4 +1,4 @@
-"""Whether an export's destination already holds what it would write: a key of its inputs in the tags.
+"""Whether an export's destination already holds what it would write: a key in the tags.
 
 Every exported MP3 carries two ID3 TXXX frames:
 
