@@ -17,8 +17,8 @@ import pytest
 
 from voicecoach import coach
 from voicecoach.errors import UserError
-from voicecoach.safety.history import History, SessionRecord
 from voicecoach.export import freshness
+from voicecoach.safety.history import History, SessionRecord
 
 ROUTINE = """\
 title: Fresh routine
