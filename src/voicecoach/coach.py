@@ -10,23 +10,38 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
-from voicecoach.audio.mix import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
+from voicecoach.audio.levels import DEFAULT_DUCK, DEFAULT_LOUDNESS
 from voicecoach.errors import UserError
-from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Request
-from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
-from voicecoach.routine.model import Routine
-from voicecoach.safety.rules import QUESTIONS
 from voicecoach.speech.base import DEFAULT_RATE
 
+# The planner, the mixer (numpy) and the routine model (pydantic) are imported where they are
+# used: a command that does not need them (`--help`, an export that is up to date) starts
+# without them.
 if TYPE_CHECKING:
+    from voicecoach.audio.mix import SoundOptions
     from voicecoach.audio.prepare import Prepared
     from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.live.player import SessionResult
-    from voicecoach.plan.compose import Composition
+    from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request
+    from voicecoach.plan.timeline import Plan, PlanOptions
+    from voicecoach.routine.model import Routine
     from voicecoach.safety.history import SessionRecord
-    from voicecoach.safety.rules import Question, Screening, Verdict
+    from voicecoach.safety.rules import QUESTIONS, Question, Screening, Verdict
     from voicecoach.speech import Engine, VoiceSettings
     from voicecoach.storage.cache import ClipCache
+
+
+def __getattr__(name: str) -> object:
+    """The constants this layer passes on from the planner and safety, imported when asked for."""
+    if name in ("DEFAULT_EQUIPMENT", "Request"):
+        from voicecoach.plan import compose
+
+        return getattr(compose, name)
+    if name == "QUESTIONS":
+        from voicecoach.safety.rules import QUESTIONS
+
+        return QUESTIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DEFAULT_EQUIPMENT", "QUESTIONS", "Purpose", "Request", "Session", "Settings",
@@ -44,7 +59,11 @@ class Purpose(StrEnum):
     def lead_in(self) -> float:
         """Export waits for Bluetooth speakers to wake; live play starts at once; a phone served
         over the LAN gets a short pause to pick itself up."""
-        return {Purpose.EXPORT: EXPORT_LEAD_IN, Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
+        if self is Purpose.EXPORT:
+            from voicecoach.plan.timeline import EXPORT_LEAD_IN
+
+            return EXPORT_LEAD_IN
+        return {Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
 
     @property
     def live(self) -> bool:
@@ -78,12 +97,16 @@ class Settings:
     transcript: bool = False
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
+        from voicecoach.plan.timeline import PlanOptions
+
         lead_in = purpose.lead_in if self.lead_in is None else self.lead_in
         return PlanOptions(pace=self.pace, only=self.only, skip=self.skip,
                            detail=self.detail or "full", lead_in=lead_in)
 
     def sound(self) -> SoundOptions:
         """The sound options, checked (a missing music file is a mistake before any speech)."""
+        from voicecoach.audio.mix import SoundOptions
+
         if self.music is not None and not self.music.is_file():
             raise UserError(f"music file not found: {self.music}",
                             fix="give a path to an audio file")
@@ -173,6 +196,7 @@ def load(
 def check(path: Path) -> list:  # type: ignore[type-arg]
     """`validate`: load and plan a routine file (RoutineErrors, UserError on mistakes) and
     return its warnings."""
+    from voicecoach.plan.timeline import build_plan
     from voicecoach.routine.lint import lint
     from voicecoach.routine.loader import load_routine
 
@@ -322,6 +346,9 @@ def timed_plan(
 ) -> Plan:
     """The plan with its times from real speech (or, estimated, from text length), without
     making the audio: what `show` prints and `list` sums."""
+    from voicecoach.audio.mix import SoundOptions
+    from voicecoach.plan.timeline import build_plan
+
     sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
     if estimate:
         from voicecoach.audio.prepare import check_speech
@@ -375,6 +402,7 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
     """A summary of every bundled routine, timed as exported with default options (estimated
     from text length, or from the real speech)."""
     from voicecoach.audio.prepare import timed_plan as time_plan
+    from voicecoach.plan.timeline import PlanOptions, build_plan
     from voicecoach.routine import library
     from voicecoach.routine.loader import load_routine
 
@@ -389,6 +417,8 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
 
 
 def _with_progress(make, routine, options, settings, progress, sound):  # type: ignore[no-untyped-def]
+    from voicecoach.plan.timeline import build_plan
+
     engine, voice, cache = speech(settings)
     if progress is not None:
         # The estimated plan names the cues to speak: enough to size the bar.
@@ -499,6 +529,7 @@ def plan_exports(
     safety refuses whole is told as a `skipped` notice and left out."""
     from voicecoach.export.outputs import STDOUT, OutputPlan
     from voicecoach.export.tracks import expected_files, plan_outputs
+    from voicecoach.plan.timeline import build_plan
 
     sound, export_options = settings.sound(), settings.export_options()
     outputs = OutputPlan()

@@ -44,6 +44,7 @@ from voicecoach import cancel
 from voicecoach.audio import loudness as lu
 from voicecoach.audio import tones as chime_sounds
 from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
+from voicecoach.audio.levels import DEFAULT_DUCK, DEFAULT_LOUDNESS
 from voicecoach.errors import UserError
 from voicecoach.plan.timeline import ChimeKind, Plan, PlanOptions
 
@@ -52,14 +53,12 @@ if TYPE_CHECKING:
     from voicecoach.storage.cache import ClipCache
     from voicecoach.storage.spool import ClipStore
 
-DEFAULT_LOUDNESS = -16.0
 LOUDNESS_RANGE = (-30.0, -14.0)
 #: The promised true peak of an exported track, and the PCM ceiling (of the limiter's detector)
 #: that keeps it once the encoder's error is added (see above).
 CEILING_DB = -2.5
 #: LAME's fixed 0.95 scale, put back so the MP3 (not the PCM) meets the target.
 ENCODER_GAIN_DB = 20 * math.log10(0.95)
-DEFAULT_DUCK = -12.0
 DUCK_RANGE = (-40.0, 0.0)
 #: The duck's ramps: down over the 150 ms before a cue's first word, up over 150 ms after its last.
 DUCK_RAMP = 0.15

@@ -18,7 +18,6 @@ from voicecoach.cli.options import (
     DuckOpt,
     EngineOpt,
     JsonOpt,
-    LeadInOpt,
     LoudnessOpt,
     MusicOpt,
     NoCacheOpt,
@@ -36,7 +35,6 @@ from voicecoach.cli.options import (
 )
 from voicecoach.cli.progress import LazyProgress
 from voicecoach.errors import UserError
-from voicecoach.routine import library
 from voicecoach.routine.durations import format_clock
 
 
@@ -52,7 +50,8 @@ def export(
     skip: SkipOpt = None,
     pace: PaceOpt = _D.pace,
     detail: DetailOpt = None,
-    lead_in: LeadInOpt = coach.Purpose.EXPORT.lead_in,
+    # None: the planner's export lead-in, read without importing the planner at start-up.
+    lead_in: Annotated[float | None, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds (default 1.5: Bluetooth speakers wake up in it).")] = None,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = _D.rate,
@@ -77,6 +76,7 @@ def export(
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
     from voicecoach.export.outputs import STDOUT
+    from voicecoach.routine import library
 
     if all_dir is not None and output is not None:
         raise UserError("--all takes the folder itself; -o is for one routine",
