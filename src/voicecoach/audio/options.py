@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicecoach.errors import UserError
-from voicecoach.plan.timeline import PlanOptions
+
+if TYPE_CHECKING:  # the planner (and pydantic) load only where a plan is made, not at start-up
+    from voicecoach.plan.timeline import PlanOptions
 
 DEFAULT_LOUDNESS = -16.0
 LOUDNESS_RANGE = (-30.0, -14.0)
@@ -39,9 +42,9 @@ class SoundOptions:
 
     def plan_options(self, options: PlanOptions) -> PlanOptions:
         """The plan options with these chime settings applied (None leaves the routine's)."""
-        changes: dict[str, bool] = {}
-        if self.chimes is not None:
-            changes["chimes"] = self.chimes
-        if self.countdown_ticks is not None:
-            changes["countdown_ticks"] = self.countdown_ticks
-        return replace(options, **changes) if changes else options
+        return replace(
+            options,
+            chimes=options.chimes if self.chimes is None else self.chimes,
+            countdown_ticks=(options.countdown_ticks if self.countdown_ticks is None
+                             else self.countdown_ticks),
+        )

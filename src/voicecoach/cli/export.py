@@ -18,7 +18,6 @@ from voicecoach.cli.options import (
     DuckOpt,
     EngineOpt,
     JsonOpt,
-    LeadInOpt,
     LoudnessOpt,
     MusicOpt,
     NoCacheOpt,
@@ -50,7 +49,8 @@ def export(
     skip: SkipOpt = None,
     pace: PaceOpt = _D.pace,
     detail: DetailOpt = None,
-    lead_in: LeadInOpt = coach.Purpose.EXPORT.lead_in,
+    # None: the planner's export lead-in, read without importing the planner at start-up.
+    lead_in: Annotated[float | None, typer.Option("--lead-in", min=0.0, max=30.0, help="Silence before the first word, in seconds (default 1.5: Bluetooth speakers wake up in it).")] = None,
     engine: EngineOpt = None,
     voice: VoiceOpt = None,
     rate: RateOpt = _D.rate,
@@ -62,6 +62,7 @@ def export(
     loudness: LoudnessOpt = _D.loudness,
     no_cache: NoCacheOpt = False,
     i_understand: UnderstandOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the destination already holds this track.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,6 +70,7 @@ def export(
 
     Every cue is levelled to the same loudness and the track to -16 LUFS (true peak under
     -1 dBTP); chimes mark holds and rests; --music adds a bed that ducks under speech.
+    A destination that already holds the same track is left alone (`up to date`).
 
     Example: [bold]voicecoach export five-minute-back -o back.mp3 --music songs.mp3[/bold]
     """
@@ -100,7 +102,13 @@ def export(
                               skip_refused=routine is None, screening_prompt=ask_screening,
                               notify=tell, i_understand=i_understand)
     written = []
+    fresh = []
     for job in jobs:
+        if not force and not to_stdout and coach.is_fresh(job):
+            fresh.append(job.dest)
+            if not as_json:
+                typer.echo(f"up to date: {job.dest}")
+            continue
         with LazyProgress(quiet or as_json) as progress:
             tracks = coach.export(job, chosen, split=split,
                                   stream=sys.stdout.buffer if to_stdout else None,
@@ -110,7 +118,8 @@ def export(
             for track in tracks:
                 typer.echo(_describe(track), err=to_stdout)
     if as_json:
-        typer.echo(json.dumps([t.as_json() for t in written], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps([*({"path": str(p), "up_to_date": True} for p in fresh),
+                               *(t.as_json() for t in written)], indent=2, ensure_ascii=False))
 
 
 def _describe(track) -> str:  # type: ignore[no-untyped-def]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 #: Work that finishes sooner than this never shows a bar.
 SHOW_AFTER = 1.0
@@ -20,7 +21,7 @@ class LazyProgress:
         self.quiet = quiet or not sys.stderr.isatty()
         self.started = time.monotonic()
         self._bar: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._label = ""
         self._total = 0.0
         self._done = 0.0
@@ -45,6 +46,16 @@ class LazyProgress:
         if self._bar is None:
             if time.monotonic() - self.started < SHOW_AFTER:
                 return
+            # rich only once a bar shows: quick commands start without it.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                 TimeRemainingColumn(), console=Console(stderr=True), transient=True,

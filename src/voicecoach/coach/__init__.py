@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
 from voicecoach.export.mp3 import DEFAULT_BITRATE
-from voicecoach.plan.timeline import EXPORT_LEAD_IN, Plan, PlanOptions, build_plan
+from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.durations import format_clock, format_duration
 from voicecoach.routine.model import Routine
 from voicecoach.routine.wording import fill
 from voicecoach.speech.base import DEFAULT_RATE
 
+# The planner, the mixer (numpy) and the routine model (pydantic) are imported where they are
+# used: a command that does not need them (`--help`, an export that is up to date) starts
+# without them.
 if TYPE_CHECKING:
+    from voicecoach.audio.mix import SoundOptions
     from voicecoach.audio.prepare import Prepared
     from voicecoach.export.outputs import STDOUT, OutputPlan  # noqa: F401 (see _LAZY)
     from voicecoach.export.tracks import ExportOptions, Track
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Purpose", "Session", "Settings",
-           "export", "fill", "format_clock", "format_duration", "load", "plan_json", "prepare",
+           "export", "export_key", "fill", "format_clock", "format_duration", "is_fresh", "load", "plan_json", "prepare",
            "record"]
 
 #: What front ends may use from the stages above the core, loaded on first use (miniaudio is
@@ -67,7 +71,11 @@ class Purpose(StrEnum):
     def lead_in(self) -> float:
         """Export waits for Bluetooth speakers to wake; live play starts at once; a phone served
         over the LAN gets a short pause to pick itself up."""
-        return {Purpose.EXPORT: EXPORT_LEAD_IN, Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
+        if self is Purpose.EXPORT:
+            from voicecoach.plan.timeline import EXPORT_LEAD_IN
+
+            return EXPORT_LEAD_IN
+        return {Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
 
     @property
     def live(self) -> bool:
@@ -101,12 +109,16 @@ class Settings:
     transcript: bool = False
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
+        from voicecoach.plan.timeline import PlanOptions
+
         lead_in = purpose.lead_in if self.lead_in is None else self.lead_in
         return PlanOptions(pace=self.pace, only=self.only, skip=self.skip,
                            detail=self.detail or "full", lead_in=lead_in)
 
     def sound(self) -> SoundOptions:
         """The sound options, checked (a missing music file is a mistake before any speech)."""
+        from voicecoach.audio.mix import SoundOptions
+
         if self.music is not None and not self.music.is_file():
             raise UserError(f"music file not found: {self.music}",
                             fix="give a path to an audio file")
@@ -196,6 +208,7 @@ def load(
 def check(path: Path) -> list:  # type: ignore[type-arg]
     """`validate`: load and plan a routine file (RoutineErrors, UserError on mistakes) and
     return its warnings."""
+    from voicecoach.plan.timeline import build_plan
     from voicecoach.routine.lint import lint
     from voicecoach.routine.loader import load_routine
 
@@ -378,6 +391,9 @@ def timed_plan(
 ) -> Plan:
     """The plan with its times from real speech (or, estimated, from text length), without
     making the audio: what `show` prints and `list` sums."""
+    from voicecoach.audio.mix import SoundOptions
+    from voicecoach.plan.timeline import build_plan
+
     sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
     if estimate:
         from voicecoach.audio.prepare import check_speech
@@ -431,6 +447,7 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
     """A summary of every bundled routine, timed as exported with default options (estimated
     from text length, or from the real speech)."""
     from voicecoach.audio.prepare import timed_plan as time_plan
+    from voicecoach.plan.timeline import PlanOptions, build_plan
     from voicecoach.routine import library
     from voicecoach.routine.loader import load_routine
 
@@ -495,6 +512,44 @@ class ExportJob:
     dest: Path
     #: The plan from text lengths that named the outputs (it also sizes the progress bar).
     estimate: Plan
+    #: The key of what this job writes (voicecoach.export.freshness), and each MP3 it writes
+    #: with the companions (transcript, playlist) that MP3 vouches for.
+    key: str = ""
+    files: tuple[tuple[Path, tuple[Path, ...]], ...] = ()
+
+
+def export_key(decision: Decision, settings: Settings, *, split: bool = False) -> str:
+    """The key of a track from its inputs alone (no speech, no timed plan): the routine's
+    content, the plan options after safety, limits and familiarity (what is spoken today), the
+    sound, the voice as the engine resolves it and the engine's version, the encoder options.
+    Left out on purpose: the year tag (a track made last year is still the same track), the
+    clip cache setting, --transcript (the .lrc is vouched for by digest, not by key)."""
+    from voicecoach import __version__
+    from voicecoach.export import freshness
+
+    engine, _, _ = speech(settings)
+    sound = settings.sound()
+    return freshness.make_key({
+        "voicecoach": __version__,
+        "routine": decision.routine.model_dump(mode="json"),
+        "plan": dataclasses.asdict(sound.plan_options(decision.options)),
+        "forced": decision.verdict.forced,
+        "sound": {"loudness": sound.loudness, "duck": sound.duck,
+                  "music": None if sound.music is None else freshness.file_digest(sound.music)},
+        "speech": {"engine": engine.name, "version": engine.version,
+                   "voice": engine.resolve_voice(settings.voice).id, "rate": settings.rate,
+                   "volume": settings.volume},
+        "bitrate": settings.bitrate,
+        "split": split,
+    })
+
+
+def is_fresh(job: ExportJob) -> bool:
+    """True when every file of `job` is already at its destination, as this job would write it."""
+    from voicecoach.export.freshness import is_fresh as fresh
+
+    return bool(job.key and job.files) and all(
+        fresh(track, job.key, companions) for track, companions in job.files)
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
@@ -518,8 +573,9 @@ def plan_exports(
     """Every file of every export named and checked against the inputs and each other before
     any speech is made: one mistake stops it all. With skip_refused (`--all`), a routine that
     safety refuses whole is told as a `skipped` notice and left out."""
-    from voicecoach.export.outputs import OutputPlan
-    from voicecoach.export.tracks import plan_outputs
+    from voicecoach.export.outputs import STDOUT, OutputPlan
+    from voicecoach.export.tracks import expected_files, plan_outputs
+    from voicecoach.plan.timeline import build_plan
 
     sound, export_options = settings.sound(), settings.export_options()
     outputs = OutputPlan()
@@ -539,7 +595,10 @@ def plan_exports(
         dest = dest or default_output(routine.id, folder=folder, split=split)
         estimate = build_plan(routine, sound.plan_options(decision.options))
         plan_outputs(outputs, routine, estimate, dest, export_options, split=split)
-        jobs.append(ExportJob(decision, dest, estimate))
+        files = () if dest == STDOUT else tuple(
+            expected_files(routine, estimate, dest, export_options, split=split))
+        jobs.append(ExportJob(decision, dest, estimate,
+                              export_key(decision, settings, split=split), files))
     outputs.check()
     return jobs
 
@@ -548,7 +607,8 @@ def export(
     job: ExportJob, settings: Settings, *, split: bool = False, stream: BinaryIO | None = None,
     progress: Progress | None = None,
 ) -> list[Track]:
-    """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it."""
+    """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it.
+    It is made whether or not the destination is fresh: ask is_fresh(job) first."""
     from voicecoach.export.tracks import export_split, export_to_stream, export_track
 
     options = settings.export_options()
@@ -559,11 +619,11 @@ def export(
         if progress is not None:
             progress.stage(f"Encoding {routine.id}", session.plan.total)
         if split:
-            tracks = export_split(routine, session.audio, job.dest, options, advance)
+            tracks = export_split(routine, session.audio, job.dest, options, advance, job.key)
         elif stream is not None:
             tracks = [export_to_stream(routine, session.audio, stream, options, advance)]
         else:
-            tracks = [export_track(routine, session.audio, job.dest, options, advance)]
+            tracks = [export_track(routine, session.audio, job.dest, options, advance, job.key)]
     record(session)
     return tracks
 

@@ -6,14 +6,13 @@ import datetime as _dt
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.audio.prepare import Prepared
 from voicecoach.errors import UserError
+from voicecoach.export import freshness
 from voicecoach.export.mp3 import DEFAULT_BITRATE, encode_mp3
 from voicecoach.export.outputs import STDOUT, OutputPlan
 from voicecoach.export.tags import Chapter, TrackTags, write_tags
@@ -23,6 +22,9 @@ from voicecoach.routine.model import Routine
 from voicecoach.routine.names import slug
 from voicecoach.routine.wording import fill
 from voicecoach.storage import atomic
+
+if TYPE_CHECKING:
+    from voicecoach.audio.prepare import Prepared
 
 Progress = Callable[[int], None]
 
@@ -80,8 +82,10 @@ def export_track(
     dest: Path,
     options: ExportOptions,
     on_progress: Progress | None = None,
+    key: str | None = None,
 ) -> Track:
-    """The whole routine as one MP3 with a chapter per exercise."""
+    """The whole routine as one MP3 with a chapter per exercise; `key` (see
+    voicecoach.export.freshness) is stored in its tags with the digests of what is written."""
     plan = prepared.plan
     chapters = tuple(
         Chapter(title, _ms(plan, start), _ms(plan, end)) for title, start, end in plan.chapters()
@@ -96,18 +100,19 @@ def export_track(
         chapters=chapters,
         extra={"voicecoach routine": routine.id},
     )
+    lrc = dest.with_suffix(".lrc")
+    companions = {lrc.name: lrc_text(plan, routine.title)} if options.transcript else {}
     encode_mp3(
         prepared.stream(),
         dest,
         bitrate=options.bitrate,
         rate=plan.rate,
-        finish=lambda tmp: write_tags(tmp, tags),
+        finish=lambda tmp: write_tags(tmp, _keyed(tags, tmp, key, companions)),
         on_progress=on_progress,
     )
     extras: tuple[Path, ...] = ()
     if options.transcript:
-        lrc = dest.with_suffix(".lrc")
-        atomic.write_text(lrc, lrc_text(plan, routine.title))
+        atomic.write_text(lrc, companions[lrc.name])
         extras = (lrc,)
     return Track(dest, plan.duration, dest.stat().st_size, chapters, extras)
 
@@ -118,14 +123,25 @@ def export_split(
     folder: Path,
     options: ExportOptions,
     on_progress: Progress | None = None,
+    key: str | None = None,
 ) -> list[Track]:
-    """One MP3 per chapter (introduction, then each exercise) and an .m3u playlist in `folder`."""
+    """One MP3 per chapter (introduction, then each exercise) and an .m3u playlist in `folder`.
+    Every part carries `key` and the digests of its transcript and of the playlist (made first
+    for that), so a part is only as fresh as the whole set."""
     plan = prepared.plan
     parts = plan.chapters()
     tracks = []
     names = part_names([title for title, _, _ in parts])
+    playlist = folder / playlist_name(routine.id)
+    playlist_text = m3u_text([Track(folder / name, (end - start) / plan.rate, 0)
+                              for (_, start, end), name in zip(parts, names, strict=True)],
+                             routine.title)
     for number, ((title, start, end), name) in enumerate(zip(parts, names, strict=True), 1):
         dest = folder / name
+        lrc = dest.with_suffix(".lrc")
+        companions = {playlist.name: playlist_text}
+        if options.transcript:
+            companions[lrc.name] = lrc_text(plan, title, start, end)
         tags = TrackTags(
             title=title,
             album=routine.title,
@@ -139,18 +155,37 @@ def export_split(
             dest,
             bitrate=options.bitrate,
             rate=plan.rate,
-            finish=partial(write_tags, tags=tags),
+            finish=lambda tmp, tags=tags, companions=companions: write_tags(
+                tmp, _keyed(tags, tmp, key, companions)),
             on_progress=on_progress,
         )
         extras: tuple[Path, ...] = ()
         if options.transcript:
-            lrc = dest.with_suffix(".lrc")
-            atomic.write_text(lrc, lrc_text(plan, title, start, end))
+            atomic.write_text(lrc, companions[lrc.name])
             extras = (lrc,)
         tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras))
-    playlist = folder / playlist_name(routine.id)
-    atomic.write_text(playlist, m3u_text(tracks, routine.title))
+    atomic.write_text(playlist, playlist_text)
     return [*tracks[:-1], _with_extra(tracks[-1], playlist)] if tracks else tracks
+
+
+def _keyed(tags: TrackTags, audio: Path, key: str | None,
+           companions: dict[str, str]) -> TrackTags:
+    if key is None:
+        return tags
+    check = freshness.check_value(audio, companions)
+    return replace(tags, extra={**tags.extra, freshness.KEY_TAG: key, freshness.CHECK_TAG: check})
+
+
+def expected_files(
+    routine: Routine, plan: Plan, dest: Path, options: ExportOptions, *, split: bool
+) -> list[tuple[Path, tuple[Path, ...]]]:
+    """Each MP3 an export writes with the companions it vouches for (`plan` may be an estimate)."""
+    if split:
+        playlist = dest / playlist_name(routine.id)
+        names = part_names([title for title, _, _ in plan.chapters()])
+        return [(dest / n, (playlist, *([(dest / n).with_suffix(".lrc")] if options.transcript
+                                        else []))) for n in names]
+    return [(dest, (dest.with_suffix(".lrc"),) if options.transcript else ())]
 
 
 def part_names(titles: list[str]) -> list[str]:

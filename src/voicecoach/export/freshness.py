@@ -1,0 +1,124 @@
+"""Whether an export's destination already holds what it would write: a key in the tags.
+
+Every exported MP3 carries two ID3 TXXX frames:
+
+- `voicecoach-key`: a digest of everything that makes the track what it is (routine content,
+  plan options after safety and familiarity, sound and encoder options, engine, engine version,
+  voice, voicecoach's version and FORMAT). It is computed from the inputs alone, before any
+  speech, so checking costs a tag read.
+- `voicecoach-check`: a digest of the MP3's own audio bytes (everything after the ID3 tag) and
+  of each companion file written with it (the .lrc transcript, the --split playlist), so a
+  truncated or edited track, or a companion that an interruption left old or missing, is never
+  taken for the track the key names.
+
+A file is trusted only when both agree; anything unreadable, foreign or damaged is rebuilt.
+The .lrc and .m3u share their MP3's key: the MP3 records their digests, and it is written
+before them, so an interruption between the two leaves an MP3 whose check fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+#: Bump when what a track holds for the same inputs changes (mixing, tagging, file layout).
+FORMAT = 1
+KEY_TAG = "voicecoach-key"
+CHECK_TAG = "voicecoach-check"
+_CHUNK = 1 << 20
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def make_key(inputs: Mapping[str, object]) -> str:
+    """The key of a track made from `inputs` (JSON-able values; paths as strings)."""
+    text = json.dumps({"format": FORMAT, **inputs}, sort_keys=True, default=str,
+                      ensure_ascii=False, separators=(",", ":"))
+    return digest(text.encode())
+
+
+def file_digest(path: Path) -> str:
+    """The digest of a file's content (e.g. a music bed: the same path may hold a new song)."""
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_value(audio: Path, companions: Mapping[str, str]) -> str:
+    """The `voicecoach-check` of an untagged MP3 `audio` and its companions' texts by name."""
+    return json.dumps({"audio": digest(audio.read_bytes()),
+                       "files": {name: digest(text.encode()) for name, text in companions.items()}},
+                      sort_keys=True)
+
+
+def is_fresh(track: Path, key: str, companions: Sequence[Path] = ()) -> bool:
+    """True when `track` holds the key, its audio is whole, and every companion it is asked
+    for is the one written with it. Never raises: whatever cannot be read is not fresh."""
+    try:
+        data = track.read_bytes()
+        frames = _txxx(data)
+        if frames.get(KEY_TAG) != key:
+            return False
+        check = json.loads(frames[CHECK_TAG])
+        if check["audio"] != digest(data[_id3_size(data):]):
+            return False
+        files = check["files"]
+        return all(
+            path.name in files and digest(path.read_bytes()) == files[path.name]
+            for path in companions
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _id3_size(data: bytes) -> int:
+    if data[:3] != b"ID3" or len(data) < 10:
+        return 0
+    size = 0
+    for byte in data[6:10]:
+        if byte & 0x80:
+            raise ValueError("not a syncsafe ID3 size")
+        size = size << 7 | byte
+    footer = 10 if data[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def _txxx(data: bytes) -> dict[str, str]:
+    """The TXXX frames of the ID3v2.3 tag that export writes (read by hand: the check must cost
+    no more than reading the file, and a foreign tag only has to be found not ours)."""
+    if data[:3] != b"ID3" or data[3] != 3:
+        return {}
+    end = _id3_size(data)
+    if data[5] & 0x40:  # an extended header: not one export writes
+        return {}
+    found: dict[str, str] = {}
+    pos = 10
+    while pos + 10 <= end and data[pos:pos + 4] != b"\0\0\0\0":
+        name = data[pos:pos + 4]
+        size = int.from_bytes(data[pos + 4:pos + 8], "big")
+        body = data[pos + 10:pos + 10 + size]
+        pos += 10 + size
+        if name == b"TXXX" and body[:1] in _TEXT:
+            codec, nul = _TEXT[body[:1]]
+            desc, value = _split(body[1:], nul)
+            found[desc.decode(codec)] = value.decode(codec).rstrip("\0")
+    return found
+
+
+#: ID3v2.3 text encodings (mutagen writes UTF-8 text as UTF-16 in a v2.3 tag).
+_TEXT = {b"\x00": ("latin-1", b"\0"), b"\x01": ("utf-16", b"\0\0")}
+
+
+def _split(body: bytes, nul: bytes) -> tuple[bytes, bytes]:
+    """A TXXX body's description and value, split at the first terminator on a character edge."""
+    step = len(nul)
+    for at in range(0, len(body) - step + 1, step):
+        if body[at:at + step] == nul:
+            return body[:at], body[at + step:]
+    raise ValueError("TXXX without a terminated description")

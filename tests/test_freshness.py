@@ -1,0 +1,254 @@
+"""Exports that are up to date do no work; anything that changes the track, or a file that is not
+whole, makes them rebuild. Real speech, real ffmpeg, real history."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from voicecoach import coach
+from voicecoach.errors import UserError
+from voicecoach.export import freshness
+from voicecoach.safety.history import History, SessionRecord
+
+ROUTINE = """\
+title: Fresh routine
+cautions: ["Stop at once if anything hurts."]
+defaults: {rest: 4s, familiar_after: 1}
+exercises:
+  - name: Knees to chest
+    setup: ["Lie on your back.", "Hug both knees."]
+    hold: 6s
+  - name: Twist
+    sides: [left, right]
+    setup: ["Drop both knees to the {side}."]
+    hold: 4s
+  - name: Gentle crack
+    manipulation: true
+    setup: ["Roll slowly."]
+    hold: 3s
+"""
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _broken_ffmpeg(folder: Path) -> Path:
+    """An ffmpeg that fails loudly: a run that encodes anything cannot succeed with it."""
+    broken = folder / "ffmpeg"
+    broken.write_text("#!/bin/sh\necho 'encoder must not run' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    return broken
+
+
+def test_unchanged_reexport_does_no_work_and_force_rebuilds(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    env = {"VOICECOACH_CACHE_DIR": str(cache)}
+    broken = _broken_ffmpeg(tmp_path)
+    for dest, args in (("out/t.mp3", ("--transcript",)),
+                       ("out/parts", ("--split", "--transcript"))):
+        command = ("export", "r.yaml", "-o", dest, "--detail", "full", *args)
+        made = run_cli(*command, "--quiet", env=env)
+        assert made.returncode == 0, made.stderr
+        written, clips = _snapshot(out), _snapshot(cache)
+        assert clips, "the first export should have cached its speech"
+        # No speech (the clip cache is untouched) and no encode (this ffmpeg would fail).
+        again = run_cli(*command, env={**env, "VOICECOACH_FFMPEG": str(broken)})
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == f"up to date: {dest}\n"
+        assert _snapshot(cache) == clips
+        assert _snapshot(out) == written
+        forced = run_cli(*command, "--force", env=env)
+        assert forced.returncode == 0, forced.stderr
+        assert "Wrote" in forced.stdout and "up to date" not in forced.stdout
+        rewritten = {name for name, stat in _snapshot(out).items() if written.get(name) != stat}
+        mine = Path(dest).relative_to("out").as_posix()
+        assert {n for n in written if n.startswith(mine) and n.endswith(".mp3")} <= rewritten
+
+
+@pytest.fixture
+def job_of(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The export job of the test routine with settings, as `export` would plan it. The routine's
+    id is its own: history (shared by a worker's tests) holds no session of it."""
+    source = tmp_path / f"fresh-{uuid.uuid4().hex[:8]}.yaml"
+
+    def make(settings: coach.Settings, *, split: bool = False, text: str = ROUTINE,
+             dest: str = "out.mp3") -> coach.ExportJob:
+        source.write_text(text, encoding="utf-8")
+        [job] = coach.plan_exports([(source, tmp_path / dest)], settings, split=split)
+        return job
+
+    return make
+
+
+BASE = coach.Settings(detail="full")
+#: Settings fields that cannot change the audio or tags: whether clips are cached, and the
+#: transcript (its digest, not the key, vouches for the .lrc).
+NOT_IN_KEY = {"cache", "transcript"}
+#: Settings an export refuses to change (every cue is levelled, so volume is live play's).
+REFUSED = {"volume"}
+
+
+def _changed(field: dataclasses.Field, tmp_path: Path) -> object:  # type: ignore[type-arg]
+    if field.name == "music":
+        song = tmp_path / "song.mp3"
+        song.write_bytes(b"any bytes: the key reads the content, not the sound")
+        return song
+    return {"engine": "pyttsx3", "voice": "en-us", "rate": 200, "volume": 0.5, "pace": 1.5,
+            "only": ("twist",), "skip": ("twist",), "detail": "short", "lead_in": 0.5,
+            "chimes": False, "ticks": True, "duck": -6.0, "loudness": -20.0,
+            "bitrate": 96}[field.name]
+
+
+def test_every_setting_that_changes_the_track_changes_the_key(job_of, tmp_path: Path) -> None:
+    base = job_of(BASE).key
+    for field in dataclasses.fields(coach.Settings):
+        if field.name in NOT_IN_KEY:
+            assert job_of(dataclasses.replace(BASE, **{field.name: not getattr(BASE, field.name)})
+                          ).key == base, field.name
+            continue
+        if field.name == "engine":
+            continue  # only one espeak-based engine per process: see the engine version test
+        if field.name in REFUSED:
+            with pytest.raises(UserError):
+                job_of(dataclasses.replace(BASE, **{field.name: _changed(field, tmp_path)}))
+            continue
+        changed = dataclasses.replace(BASE, **{field.name: _changed(field, tmp_path)})
+        assert job_of(changed).key != base, field.name
+    # The music bed's content, not its name.
+    song = tmp_path / "song.mp3"
+    with_music = job_of(dataclasses.replace(BASE, music=song)).key
+    song.write_bytes(song.read_bytes() + b"!")
+    assert job_of(dataclasses.replace(BASE, music=song)).key != with_music
+    # The routine's text, the format (split parts), the output's kind.
+    assert job_of(BASE, text=ROUTINE.replace("Hug both", "Hold both")).key != base
+    assert job_of(BASE, split=True, dest="parts").key != base
+
+
+def test_engine_version_and_voicecoach_format_are_in_the_key(job_of, monkeypatch) -> None:
+    base = job_of(BASE).key
+    engine = coach.speech(BASE).engine
+    monkeypatch.setattr(engine, "version", engine.version + "-next")
+    assert job_of(BASE).key != base
+    monkeypatch.undo()
+    monkeypatch.setattr(freshness, "FORMAT", freshness.FORMAT + 1)
+    assert job_of(BASE).key != base
+
+
+def test_todays_familiarity_and_screening_answers_are_in_the_key(
+    job_of, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is spoken changes without any option changing: the routine grew familiar (it is
+    then spoken in short), or the screening answers leave the manipulation out."""
+    monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))  # history and answers
+    all_no = [f"{q.key}=no" for q in coach.QUESTIONS]
+    coach.screening(all_no)
+    settings = coach.Settings()  # detail decided by familiarity
+    first = job_of(settings)
+    coach.export(first, settings)
+    assert coach.is_fresh(first)
+    routine = first.decision.routine
+    History().record(SessionRecord(routine=routine.id, title=routine.title, kind="live",
+                                   started=time.time() - 60, ended=time.time(), completed=True,
+                                   position=60.0, exercises_done=("Twist",)))
+    second = job_of(settings)  # one session done: familiar_after is 1, so now short
+    assert second.decision.options.detail == "short" != first.decision.options.detail
+    assert second.key != first.key and not coach.is_fresh(second)
+    coach.screening(["chronic=yes"])  # merged with the stored answers
+    third = job_of(settings)
+    assert third.decision.options.left_out and not second.decision.options.left_out
+    assert third.key != second.key
+
+
+def test_a_damaged_or_foreign_file_is_never_trusted(job_of, tmp_path: Path) -> None:
+    settings = dataclasses.replace(BASE, transcript=True)
+    job = job_of(settings)
+    coach.export(job, settings)
+    track, lrc = job.dest, job.dest.with_suffix(".lrc")
+    good, good_lrc = track.read_bytes(), lrc.read_bytes()
+    assert coach.is_fresh(job)
+    rng = random.Random(int(os.environ["VOICECOACH_TEST_SEED"]))
+    tag_end = freshness._id3_size(good)
+    at = rng.randrange(tag_end, len(good))
+    flipped = bytearray(good)
+    flipped[at] ^= 0x01
+    damages = {
+        "truncated": good[: rng.randrange(tag_end, len(good))],
+        f"one bit flipped at {at}": bytes(flipped),
+        "tag only": good[:tag_end],
+        "empty": b"",
+        "another track's tag on this audio": good[:tag_end] + good[tag_end:][::-1],
+        "untagged audio": good[tag_end:],
+    }
+    for what, data in damages.items():
+        track.write_bytes(data)
+        assert not coach.is_fresh(job), what
+    track.write_bytes(good)
+    for what, text in {"edited": good_lrc + b"[99:00.00]x\n", "missing": None}.items():
+        if text is None:
+            lrc.unlink()
+        else:
+            lrc.write_bytes(text)
+        assert not coach.is_fresh(job), f"transcript {what}"
+    lrc.write_bytes(good_lrc)
+    assert coach.is_fresh(job)
+    # A foreign MP3 (ffmpeg's own, no key): rebuilt, and then fresh.
+    from voicecoach.audio.ffmpeg import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", "-ar", "22050", str(track)], check=True)
+    assert not coach.is_fresh(job)
+    coach.export(job, settings)
+    assert coach.is_fresh(job)
+
+
+def test_split_parts_are_fresh_only_as_a_whole(job_of) -> None:
+    settings = dataclasses.replace(BASE, transcript=True)
+    job = job_of(settings, split=True, dest="parts")
+    coach.export(job, settings, split=True)
+    assert coach.is_fresh(job)
+    playlist = next(job.dest.glob("*.m3u"))
+    kept = playlist.read_bytes()
+    playlist.write_bytes(kept.replace(b"#EXTM3U", b"#EXTM3U\n#edited"))
+    assert not coach.is_fresh(job)
+    playlist.write_bytes(kept)
+    assert coach.is_fresh(job)
+    last = sorted(job.dest.glob("*.mp3"))[-1]
+    last.unlink()
+    assert not coach.is_fresh(job)
+
+
+@pytest.mark.slow
+def test_an_interrupted_export_never_leaves_a_key_that_lies(tmp_path: Path, seed: int) -> None:
+    """Export over a track made with other options and stop it at random moments: the files
+    left are the old track (its old key), or the new one whole; a file holding the new key is
+    always fresh."""
+    (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
+    cmd = [sys.executable, "-m", "voicecoach", "export", "r.yaml", "-o", "out.mp3",
+           "--transcript", "--detail", "full", "--quiet"]
+    assert subprocess.run([*cmd, "--pace", "1.2"], cwd=tmp_path, timeout=120).returncode == 0
+    new = dataclasses.replace(BASE, transcript=True)
+    [job] = coach.plan_exports([(tmp_path / "r.yaml", tmp_path / "out.mp3")], new)
+    rng = random.Random(seed)
+    for _ in range(4):
+        proc = subprocess.Popen([*cmd, "--force"], cwd=tmp_path, stderr=subprocess.PIPE)
+        moment = rng.uniform(0.2, 3.0)
+        time.sleep(moment)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        tags = freshness._txxx((tmp_path / "out.mp3").read_bytes())
+        if tags.get(freshness.KEY_TAG) == job.key:
+            assert freshness.is_fresh(job.dest, job.key), (
+                f"seed {seed}, SIGINT at {moment:.2f} s: the key claims audio the file lacks")
