@@ -1,4 +1,4 @@
-"""The server's routes: phone page, API, tracks with Range, feed. Every URL starts with the token."""
+"""The server's routes: phone page, API, tracks with Range, feed (all behind the token)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
@@ -26,6 +26,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voicecoach import cancel
 from voicecoach.errors import UserError, VoicecoachError
 from voicecoach.serve import core
 from voicecoach.serve import feed as feeds
@@ -88,6 +89,8 @@ def guarded(endpoint: Endpoint) -> Endpoint:
         except OSError as exc:
             log.error("voicecoach serve: %s", exc)
             return _no(503, "the server could not read or write a file; see its log")
+        except cancel.Interrupted:  # Ctrl-C while a track was being made: it was not finished
+            return _no(503, "the server is stopping")
 
     return run
 
@@ -224,10 +227,13 @@ async def _body(request: Request) -> Any:
     if size is not None and (not size.isdigit() or int(size) > MAX_EVENT):
         raise _Bad(413, "too large")
     data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_EVENT:
-            raise _Bad(413, "too large")
+    try:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_EVENT:
+                raise _Bad(413, "too large")
+    except ClientDisconnect:
+        raise _Bad(400, "the body ended early") from None
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -343,16 +349,35 @@ class TokenGate:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
+        send = _quiet(send)
         path: str = scope.get("path", "")
         given, slash, rest = path[1:].partition("/")
         if not path.startswith("/") or not matches(given, self.token):
             await _no()(scope, receive, send)
             return
         if not slash:  # the page's own relative links need the closing slash
-            await Response(status_code=308, headers={"Location": f"/{given}/"})(scope, receive, send)
+            again = Response(status_code=308, headers={"Location": f"/{given}/"})
+            await again(scope, receive, send)
             return
         scope = dict(scope, path=f"/{rest}", vc_token=given, raw_path=f"/{rest}".encode())
         await self.inner(scope, receive, send)
+
+
+def _quiet(send: Send) -> Send:
+    """A send that gives up silently once the connection cannot take more: the client went, or
+    uvicorn already answered a malformed body with a 400 while the route was still working."""
+    gone = False
+
+    async def sending(message: Any) -> None:
+        nonlocal gone
+        if gone:
+            return
+        try:
+            await send(message)
+        except Exception:
+            gone = True
+
+    return sending
 
 
 def build(token: str, routines: dict[str, Path], store: TrackStore, fallback: str) -> ASGIApp:

@@ -11,6 +11,7 @@ from voicecoach.serve.tracks import Made
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST = "https://podcastindex.org/namespace/1.0"
 CHAPTER_TYPE = "application/json+chapters"
+ABOUT = "Back-stretching routines spoken by voicecoach, with today's limits applied."
 
 
 def chapters_json(made: Made) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def rss(base: str, tracks: list[Made], refused: list[tuple[str, str]]) -> str:
 <channel>
 <title>voicecoach</title>
 <link>{escape(base)}/</link>
-<description>{escape("Back-stretching routines spoken by voicecoach, with today's limits applied." + notes)}</description>
+<description>{escape(ABOUT + notes)}</description>
 <language>en</language>
 <itunes:author>voicecoach</itunes:author>
 <itunes:block>Yes</itunes:block>

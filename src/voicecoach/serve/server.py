@@ -90,7 +90,8 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
             raise UserError(f"{folder}: no such folder", fix="give a folder of routine files")
     found = core.routines(folders, with_library)
     if not found:
-        raise UserError("no routines to serve", fix="give a folder of routine files with --routines")
+        raise UserError("no routines to serve",
+                        fix="give a folder of routine files with --routines")
     shown = host or lan_address()
     sock = _bind(host or "0.0.0.0", port)
     secret = token.load_or_make(renew=new_token)

@@ -28,10 +28,17 @@ class Made:
         return int(self.meta["size"])
 
 
+#: A folder for the track cache of its own (tests give each server one).
+ENV_TRACKS_DIR = "VOICECOACH_TRACKS_DIR"
+
+
 def default_folder() -> Path:
-    """Beside the clip cache ($VOICECOACH_CACHE_DIR is the clip folder itself: inside it)."""
+    """$VOICECOACH_TRACKS_DIR, else beside the clip cache ($VOICECOACH_CACHE_DIR is the clip
+    folder itself: inside it)."""
     from voicecoach.cache import ENV_CACHE_DIR, default_cache_dir
 
+    if os.environ.get(ENV_TRACKS_DIR):
+        return Path(os.environ[ENV_TRACKS_DIR])
     clips = default_cache_dir()
     return clips / "tracks" if os.environ.get(ENV_CACHE_DIR) else clips.with_name("tracks")
 
