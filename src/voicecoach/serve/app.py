@@ -42,7 +42,7 @@ MAX_OPEN = 64
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 _SESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$")
-STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 
 
 @dataclass
@@ -130,7 +130,10 @@ async def _made(request: Request) -> Made | None:
 async def page(request: Request) -> Response:
     if "rid" in request.path_params and _path_of(request, "rid") is None:
         return _no()
-    return _static("index.html")
+    # One page for the list and each routine: its links and assets are relative to the token.
+    html = _read("index.html").replace(b"<head>", b'<head>\n<base href="/%s/">'
+                                       % request.scope["vc_token"].encode(), 1)
+    return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 @guarded
@@ -139,9 +142,12 @@ async def static(request: Request) -> Response:
     return _static(name) if name in STATIC else _no()
 
 
+def _read(name: str) -> bytes:
+    return (resources.files("voicecoach.serve") / "static" / name).read_bytes()
+
+
 def _static(name: str) -> Response:
-    text = (resources.files("voicecoach.serve") / "static" / name).read_bytes()
-    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+    return Response(_read(name), media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
 @guarded

@@ -5,6 +5,8 @@ const base = location.pathname.split("/").slice(0, 2).join("/");
 const route = location.pathname.slice(base.length).match(/^\/r\/([^/]+)$/);
 const $ = (id) => document.getElementById(id);
 const INNER = new Set(["countdown", "halfway", "breath", "next-up"]);
+const ICON_PLAY = "M8 5v14l11-7z";
+const ICON_PAUSE = "M6 5h4v14H6zM14 5h4v14h-4z";
 
 function clock(s) {
   s = Math.max(0, Math.round(s));
@@ -187,8 +189,11 @@ function tick() {
   $("next").textContent = following ? "Next: " + following.title :
     (next ? "Next: " + next.text : "");
   $("clock").textContent = clock(t) + " / " + clock(state.track.duration);
-  $("play").textContent = audio.paused ? "▶" : "⏸";
-  $("play").setAttribute("aria-label", audio.paused ? "Play" : "Pause");
+  const label = audio.paused ? "Play" : "Pause";
+  if ($("play").getAttribute("aria-label") !== label) {
+    $("play").setAttribute("aria-label", label);
+    $("play").querySelector("path").setAttribute("d", audio.paused ? ICON_PLAY : ICON_PAUSE);
+  }
   state.last = t;
 }
 
