@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -382,3 +384,36 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: 
             f"{made['key']}.json", f"{made['key']}.mp3"]
     finally:
         again.stop()
+
+
+def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Path) -> None:
+    """Without --host: this machine's LAN address (never localhost), and its QR code."""
+    import segno
+
+    folder = routines_dir(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicecoach", "serve", "--port", "0", "--no-library",
+         "--routines", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
+             "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks")})
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        if not lines[0]:  # no network here at all: that must be said, not a localhost URL
+            assert proc.wait(30) == 1
+            assert "no address on a network" in proc.stderr.read()  # type: ignore[union-attr]
+            return
+        while "Ctrl-C" not in lines[-1]:
+            lines.append(proc.stdout.readline())
+            assert lines[-1], lines
+        url = lines[0].split(": ", 1)[1].strip()
+        host = url.split("/")[2].rsplit(":", 1)[0]
+        assert host not in ("localhost", "0.0.0.0") and not host.startswith("127."), url
+        qr = io.StringIO()
+        segno.make(url, error="m").terminal(out=qr, compact=True)
+        assert "".join(lines[1:-2]) == qr.getvalue()
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) in (130, 1)

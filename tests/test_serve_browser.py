@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from serve_support import Server, answer_screening, routines_dir
 
 ROOT = Path(__file__).resolve().parents[1]
