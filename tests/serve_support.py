@@ -58,6 +58,7 @@ class Server:
         first = self._first_line(timeout)
         listening = json.loads(first)
         self.url: str = listening["url"]
+        assert self.url.startswith("http://127.0.0.1:"), self.url  # --host given: that one
         self.feed: str = listening["feed"]
         return self
 

@@ -91,14 +91,14 @@ def test_the_shown_cue_follows_the_audio(browser: Any, server: Server) -> None:
     _wait(page, "document.getElementById('audio').currentTime > 1")
     seen = set()
     first = _now(page)
-    for _ in range(8):
+    for _ in range(5):
         now = _now(page)
         t = now["t"]
         allowed = {_cue_at(events, t + d / 10) for d in range(-5, 6)}
         assert now["cue"] in allowed, (t, now["cue"])
         seen.add(now["cue"])
-        time.sleep(0.4)
-    assert _now(page)["t"] - first["t"] > 1.5, "the track did not play"
+        time.sleep(0.3)
+    assert _now(page)["t"] - first["t"] > 1, "the track did not play"
     # Into a hold: the countdown shows the seconds left of it.
     hold = next(e for e in events if e["kind"] == "hold")
     page.evaluate(f"document.getElementById('audio').currentTime = {hold['start'] + 0.5}")

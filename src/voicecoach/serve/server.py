@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from voicecoach import cancel
 from voicecoach.errors import Fault, UserError
@@ -63,6 +65,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, except for its answer to a malformed request: to a HEAD (or
+    after the route has answered) it would write a body h11 refuses, and asyncio would log the
+    error with a traceback. The 400 is sent as far as it can be; then the connection closes."""
+
+    def send_400_response(self, msg: str) -> None:
+        try:
+            super().send_400_response(msg)
+        except h11.LocalProtocolError:
+            self.transport.close()
+
+
 class _Server(uvicorn.Server):
     """uvicorn that leaves the signals to voicecoach.cancel: its handlers only set a flag, and
     the main loop's tick (every 0.1 s) sees it and shuts down."""
@@ -101,7 +115,8 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
     listening = Listening(f"{root}/{secret}/", f"{root}/{secret}/feed")
     store = TrackStore(default_folder())
     app = routes.build(secret, found, store, root)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+    config = uvicorn.Config(app, http=_Protocol, log_level="warning", access_log=False,
+                            lifespan="off",
                             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=16384)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     server = _Server(config)
