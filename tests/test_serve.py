@@ -283,13 +283,12 @@ def test_events_are_validated_and_small(server: Server) -> None:
     assert server.post("api/screening", {"answers": {"chronic": True}})[0] == 400
 
 
-def _history(home: Path) -> list[dict]:  # type: ignore[type-arg]
+def _history(home: Path) -> dict:  # type: ignore[type-arg]
     done = subprocess.run([sys.executable, "-m", "voicecoach", "history", "--json"],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "VOICECOACH_DATA_DIR": str(home / "data")})
     assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    return data["sessions"] if isinstance(data, dict) else data  # type: ignore[no-any-return]
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
@@ -319,9 +318,10 @@ def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
         assert after["key"] != made["key"]  # a new track: what it holds changed
     finally:
         assert server.stop() == 130
-    sessions = _history(tmp_path)
-    assert [(s["kind"], s["completed"], s["counts"], s["exercises_done"]) for s in sessions] == [
-        ("phone", True, True, 2)]
+    history = _history(tmp_path)
+    assert [(s["kind"], s["completed"], s["counts"], s["exercises_done"])
+            for s in history["sessions"]] == [("phone", True, True, 2)]
+    assert history["streak"]["current"] == 1  # a completed phone session keeps the streak
     shown = _show_for_play(tmp_path, "two-quick-moves")
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
 
