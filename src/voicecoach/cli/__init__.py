@@ -16,6 +16,7 @@ from voicecoach.cli import export as _export  # noqa: F401
 from voicecoach.cli import play as _play  # noqa: F401
 from voicecoach.cli import make as _make  # noqa: F401
 from voicecoach.cli import safety as _safety  # noqa: F401
+from voicecoach.cli import serve as _serve  # noqa: F401
 # isort: on
 from voicecoach import cancel
 from voicecoach.cli.app import app

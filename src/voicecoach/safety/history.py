@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY,
     routine TEXT NOT NULL,
     title TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('live', 'export')),
+    kind TEXT NOT NULL CHECK (kind IN ('live', 'export', 'phone')),
     started REAL NOT NULL,
     ended REAL NOT NULL,
     completed INTEGER NOT NULL,
@@ -228,8 +228,8 @@ class History:
 
     def live_sessions(self, routine: str) -> int:
         """How many live sessions of this routine did at least one exercise (to the end or not)."""
-        rows = self._rows("SELECT COUNT(*) FROM sessions s WHERE routine = ? AND kind = 'live'"
-                          f" AND {_DID_SOMETHING}", (routine,))
+        rows = self._rows(f"SELECT COUNT(*) FROM sessions s WHERE routine = ? AND kind IN"
+                          f" {_PLAYED} AND {_DID_SOMETHING}", (routine,))
         return int(rows[0][0])
 
     def done_times(self, routine: str, exercise: str, since: float) -> list[float]:
@@ -263,11 +263,14 @@ class History:
 
     def active_days(self) -> list[_dt.date]:
         """Local dates with at least one live session that reached its end, an exercise done."""
-        rows = self._rows("SELECT ended FROM sessions s WHERE kind = 'live' AND completed = 1"
+        rows = self._rows(f"SELECT ended FROM sessions s WHERE kind IN {_PLAYED} AND completed = 1"
                           f" AND {_DID_SOMETHING}")
         return sorted({_dt.datetime.fromtimestamp(r[0]).date() for r in rows})
 
 
+#: Sessions someone followed: live on this computer, or a track played on the phone page
+#: (`voicecoach serve`); both count by the same rule.
+_PLAYED = "('live', 'phone')"
 #: A live session counts (familiarity, streaks) only if an exercise in it was played through.
 _DID_SOMETHING = "EXISTS (SELECT 1 FROM exercises_done d WHERE d.session_id = s.id)"
 
@@ -288,12 +291,28 @@ def _create(conn: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
+    _allow_phone(conn)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     elif version > SCHEMA_VERSION:
         raise Fault(f"history was written by a newer voicecoach (schema {version})",
                     fix="upgrade voicecoach")
+
+
+def _allow_phone(conn: sqlite3.Connection) -> None:
+    """A history made before phone sessions existed has a CHECK that refuses them: SQLite cannot
+    change a CHECK in place, so the table is copied into one that allows them."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'sessions'").fetchone()
+    if row is None or "'phone'" in row[0]:
+        return
+    # SQLite's own recipe: a new table, the rows copied, the old one dropped, the new renamed
+    # (renaming the old one instead would point exercises_done's reference at the copy).
+    conn.execute(_SCHEMA.split(";")[0].replace("EXISTS sessions (", "EXISTS sessions_new ("))
+    conn.execute("INSERT INTO sessions_new SELECT * FROM sessions")
+    conn.execute("DROP TABLE sessions")
+    conn.execute("ALTER TABLE sessions_new RENAME TO sessions")
+    conn.execute("CREATE INDEX IF NOT EXISTS sessions_by_routine ON sessions (routine, started)")
 
 
 @contextlib.contextmanager
