@@ -41,6 +41,7 @@ import numpy as np
 
 from voicecoach import cancel
 from voicecoach.audio import loudness as lu
+from voicecoach.audio import pcm
 from voicecoach.audio import tones as chime_sounds
 from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
 from voicecoach.audio.options import SoundOptions
@@ -346,8 +347,13 @@ def make_sound(
         if clips is not None:
             clips.close()
         raise
-    on_close = [clips.close] + ([music.close] if music is not None else [])
-    return Mixer(plan, clips, rendered, bed, ceiling, on_close=lambda: [f() for f in on_close])
+    closers = [clips.close] + ([music.close] if music is not None else [])
+
+    def on_close() -> None:
+        for close in closers:
+            close()
+
+    return Mixer(plan, clips, rendered, bed, ceiling, on_close=on_close)
 
 
 def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
@@ -474,7 +480,7 @@ class Mixer:
         buf_at = lo
         k = first
         for chunk in source:
-            x = lu.from_s16(chunk)
+            x = pcm.from_s16(chunk)
             n = len(x)
             at = buf_at + len(over)
             music = self.bed.music.read(at, n)
@@ -535,5 +541,5 @@ class Mixer:
             self._on_close = None
 
 
-_floats = lu.from_s16
-_pcm = lu.to_s16
+_floats = pcm.from_s16
+_pcm = pcm.to_s16

@@ -18,11 +18,10 @@ from voicecoach.audio.loudness import (
     REACH_AFTER,
     REACH_BEFORE,
     cell_energies,
-    from_s16,
     gated,
     limiter_gain,
 )
-from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, from_s16
 from voicecoach.audio.pcm import to_s16 as _pcm
 from voicecoach.errors import EncoderError, UserError, os_fault
 

@@ -109,7 +109,7 @@ class KeyReader:
         if self._saved is not None:
             import termios
 
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)  # type: ignore[arg-type]  # what tcgetattr gave
 
     def _read_posix(self) -> None:
         import select

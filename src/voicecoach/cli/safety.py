@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -105,7 +105,7 @@ def history(
     typer.echo("\nLimited exercises:")
     for item in limits:
         rule = ", ".join(filter(None, [
-            f"wait {coach.format_duration(item['wait'])}" if item["wait"] else "",
+            f"wait {coach.format_duration(cast(float, item['wait']))}" if item["wait"] else "",
             f"at most {item['max_per_day']} a day" if item["max_per_day"] else "",
         ]))
         nxt = item["next_allowed"] or "now"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
 
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
@@ -23,15 +23,14 @@ from voicecoach.speech.base import DEFAULT_RATE
 # used: a command that does not need them (`--help`, an export that is up to date) starts
 # without them.
 if TYPE_CHECKING:
-    from voicecoach.audio.mix import SoundOptions
     from voicecoach.audio.prepare import Prepared
-    from voicecoach.export.outputs import STDOUT, OutputPlan  # noqa: F401 (see _LAZY)
+    from voicecoach.export.outputs import STDOUT, OutputPlan
     from voicecoach.export.tracks import ExportOptions, Track
-    from voicecoach.live.player import Onset, Player, SessionResult  # noqa: F401
-    from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request  # noqa: F401
+    from voicecoach.live.player import Onset, Player, SessionResult
+    from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request
     from voicecoach.safety.history import SessionRecord
     from voicecoach.safety.rules import (
-        QUESTIONS,  # noqa: F401
+        QUESTIONS,
         Question,
         Screening,
         Verdict,
@@ -40,9 +39,29 @@ if TYPE_CHECKING:
     from voicecoach.storage.cache import ClipCache
 
 
-__all__ = ["Purpose", "Session", "Settings",
-           "export", "export_key", "fill", "format_clock", "format_duration", "is_fresh", "load", "plan_json", "prepare",
-           "record"]
+__all__ = [
+    # Loaded on first use (see _LAZY).
+    "DEFAULT_EQUIPMENT",
+    "QUESTIONS",
+    "STDOUT",
+    "Onset",
+    "OutputPlan",
+    "Player",
+    "Purpose",
+    "Request",
+    "Session",
+    "Settings",
+    "export",
+    "export_key",
+    "fill",
+    "format_clock",
+    "format_duration",
+    "is_fresh",
+    "load",
+    "plan_json",
+    "prepare",
+    "record",
+]
 
 #: What front ends may use from the stages above the core, loaded on first use (miniaudio is
 #: only for live play).
@@ -117,7 +136,6 @@ class Settings:
 
     def sound(self) -> SoundOptions:
         """The sound options, checked (a missing music file is a mistake before any speech)."""
-        from voicecoach.audio.mix import SoundOptions
 
         if self.music is not None and not self.music.is_file():
             raise UserError(f"music file not found: {self.music}",
@@ -160,6 +178,9 @@ class Notice:
 Notify = Callable[[Notice], None]
 #: Asks the screening questions; returns the answers, or None when nobody can answer now.
 ScreeningPrompt = Callable[[Sequence["Question"]], "dict[str, bool] | None"]
+
+
+_T = TypeVar("_T")
 
 
 class Progress(Protocol):
@@ -391,7 +412,6 @@ def timed_plan(
 ) -> Plan:
     """The plan with its times from real speech (or, estimated, from text length), without
     making the audio: what `show` prints and `list` sums."""
-    from voicecoach.audio.mix import SoundOptions
     from voicecoach.plan.timeline import build_plan
 
     sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
@@ -461,7 +481,9 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
     return summaries
 
 
-def _with_progress(make, routine, options, settings, progress, sound, estimate=None):  # type: ignore[no-untyped-def]
+def _with_progress(make: Callable[..., _T], routine: Routine, options: PlanOptions,
+                   settings: Settings, progress: Progress | None, sound: SoundOptions | None,
+                   estimate: Plan | None = None) -> _T:
     engine, voice, cache = speech(settings)
     if progress is not None:
         # The estimated plan names the cues to speak: enough to size the bar.

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -155,8 +156,7 @@ def export_split(
             dest,
             bitrate=options.bitrate,
             rate=plan.rate,
-            finish=lambda tmp, tags=tags, companions=companions: write_tags(
-                tmp, _keyed(tags, tmp, key, companions)),
+            finish=partial(_finish, tags=tags, key=key, companions=companions),
             on_progress=on_progress,
         )
         extras: tuple[Path, ...] = ()
@@ -166,6 +166,10 @@ def export_split(
         tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras))
     atomic.write_text(playlist, playlist_text)
     return [*tracks[:-1], _with_extra(tracks[-1], playlist)] if tracks else tracks
+
+
+def _finish(tmp: Path, *, tags: TrackTags, key: str | None, companions: dict[str, str]) -> None:
+    write_tags(tmp, _keyed(tags, tmp, key, companions))
 
 
 def _keyed(tags: TrackTags, audio: Path, key: str | None,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from voicecoach import cancel
 from voicecoach.audio.pcm import SAMPLE_WIDTH
 from voicecoach.errors import Fault, VoicecoachError
-from voicecoach.live.transport import (  # noqa: F401 (what the player reports, and its limits)
+from voicecoach.live.transport import (
     FADE_MS,
     MAX_GAIN_DB,
     MIN_GAIN_DB,
@@ -28,6 +28,11 @@ from voicecoach.live.transport import (  # noqa: F401 (what the player reports, 
     scale,
     sections,
 )
+
+#: What the player reports and its limits come from the transport; they are part of its API.
+__all__ = ["FADE_MS", "MAX_GAIN_DB", "MIN_GAIN_DB", "RESTART_GRACE", "VOLUME_STEP_DB", "Mark",
+           "NoSoundDevice", "Onset", "Player", "PlayerState", "Record", "SessionResult",
+           "Transport", "exercise_start", "open_device", "scale", "sections"]
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import Prepared
@@ -341,8 +346,11 @@ class _Feeder:
         source: Iterator[bytes] | None = None
         while True:
             with self._cond:
-                self._cond.wait_for(lambda g=generation: self._closed or self._generation != g or (
-                    not self._ended and len(self._chunks) < self.AHEAD))
+                def wanted(seen: int = generation) -> bool:
+                    return self._closed or self._generation != seen or (
+                        not self._ended and len(self._chunks) < self.AHEAD)
+
+                self._cond.wait_for(wanted)
                 if self._closed:
                     return
                 if self._generation != generation:

@@ -17,7 +17,7 @@ from voicecoach.errors import UserError
 from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
-from voicecoach.routine.wording import wording
+from voicecoach.routine.wording import Wording, wording
 
 MIN_MINUTES, MAX_MINUTES = 2, 90
 #: A made session's length lands within this share of the request (the promise is 10%).
@@ -172,7 +172,7 @@ def _known(value: str, known: Sequence[str], what: str, extra: Sequence[str]) ->
 
 # -- eligibility ---------------------------------------------------------------------------
 
-def _stages(request: Request, facts: Facts, words: Any) -> list[tuple[str, Any]]:
+def _stages(request: Request, facts: Facts, words: Wording) -> list[tuple[str, Any]]:
     """The filters, in the order they apply: (what it is called in a refusal, reason-or-None)."""
     have = set(request.equipment)
 
@@ -203,7 +203,7 @@ def _stages(request: Request, facts: Facts, words: Any) -> list[tuple[str, Any]]
             ("frequency limits", limits)]
 
 
-def _limit_reason(ex: Exercise, facts: Facts, day: _dt.date, words: Any) -> str | None:
+def _limit_reason(ex: Exercise, facts: Facts, day: _dt.date, words: Wording) -> str | None:
     """The article's wait and daily count on the planned day, whichever routine it was done in."""
     if ex.limits is None:
         return None

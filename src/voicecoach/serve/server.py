@@ -38,7 +38,7 @@ def lan_address() -> str:
         except OSError:
             found = ""
     if found and not ipaddress.ip_address(found).is_loopback:
-        return found
+        return str(found)
     with contextlib.suppress(OSError):
         for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
             candidate = str(info[4][0])

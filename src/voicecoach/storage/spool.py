@@ -17,7 +17,8 @@ class ClipStore(Mapping[str, bytes]):
     a clip is read back only while its event is being streamed."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="voicecoach-clips-")
+        # Open for the life of the spool (closed by close()), not one block.
+        self._file = tempfile.TemporaryFile(prefix="voicecoach-clips-")  # noqa: SIM115
         self._index: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
