@@ -172,7 +172,8 @@ def main() -> None:
               f"({(rss120 / m30 - 1) * 100:+.0f}% vs 30 min; target <= 150 MB and within 20%); "
               f"2 h with its new clips still to level: {rss120_first:.0f} MB")
         print(f"peak RSS with music 30 min: {mrss30:.0f} MB; 2 h: {mrss120:.0f} MB "
-              f"({(mrss120 / mrss30 - 1) * 100:+.0f}% vs 30 min); first run: {mrss120_first:.0f} MB")
+              f"({(mrss120 / mrss30 - 1) * 100:+.0f}% vs 30 min); "
+              f"first run: {mrss120_first:.0f} MB")
 
 
 def _fmt(values: list[float]) -> str:

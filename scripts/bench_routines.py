@@ -1,4 +1,5 @@
-"""Routines of a chosen length for benchmarks: a realistic mix of holds, sides, sets, reps, breathing."""
+"""Routines of a chosen length for benchmarks: a realistic mix of holds, sides, sets, reps,
+breathing."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def test_a_padding_step_is_a_safety_step() -> None:
 
 USER_ROUTINE = """\
 title: Mine
-cautions: ["Stop at once if anything hurts.", {say: "Check with a doctor first.", short: "Doctor first."}]
+cautions: ["Stop at once if anything hurts.", \
+{say: "Check with a doctor first.", short: "Doctor first."}]
 exercises:
   - name: Over the chair
     caution: Use a sturdy chair.

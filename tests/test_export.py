@@ -41,7 +41,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     (folder / "routine.yaml").write_text(ROUTINE, encoding="utf-8")
     env = {**os.environ}
     cmd = [sys.executable, "-m", "voicecoach"]
-    done = subprocess.run([*cmd, "export", "routine.yaml", "-o", "out.mp3", "--transcript", "--json"],
+    done = subprocess.run([*cmd, "export", "routine.yaml", "-o", "out.mp3", "--transcript",
+                           "--json"],
                           cwd=folder, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     shown = subprocess.run([*cmd, "show", "routine.yaml", "--json"], cwd=folder,

@@ -133,7 +133,8 @@ def clean_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clean]:
         times = _stage_times(done.stderr)
         assert list(times) == list(STAGES), done.stderr
         edges = [*times.values(), ended]
-        lengths = {name: max(0.01, b - a) for name, a, b in zip(STAGES, edges, edges[1:], strict=False)}
+        lengths = {name: max(0.01, b - a)
+                   for name, a, b in zip(STAGES, edges, edges[1:], strict=False)}
         plan = _plan_of(folder, folder / "cache", engine)
         runs[engine] = Clean(plan, json.loads(done.stdout)[0]["duration"], lengths)
     return runs
@@ -163,7 +164,8 @@ def _children_of(folder: Path) -> list[str]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                line = ((entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                        .decode(errors="replace"))
             except OSError:
                 continue
             if str(folder) in line:
@@ -390,7 +392,9 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
     ("VOICECOACH_ESPEAK_DATA", "/nonexistent/espeak-ng-data", "voice data"),
     ("VOICECOACH_FFMPEG", "/nonexistent/ffmpeg", "ffmpeg"),
 ])
-def test_broken_engines_give_one_clear_error(tmp_path: Path, variable: str, value: str, words: str) -> None:
+def test_broken_engines_give_one_clear_error(
+    tmp_path: Path, variable: str, value: str, words: str
+) -> None:
     (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
     (tmp_path / "out.mp3").write_bytes(b"old")
     env = {**os.environ, variable: value, "VOICECOACH_CACHE_DIR": str(tmp_path / "cache")}

@@ -87,7 +87,8 @@ def test_the_locks_agree_with_each_other() -> None:
         for name, version, marker in _locked(REQ / other):
             key = (name, marker and str(marker))
             assert test.get(key) == version, (
-                f"{name} is {version} in {other} but {test.get(key)} in test.lock: run scripts/lock")
+                f"{name} is {version} in {other} but {test.get(key)} in test.lock: "
+                "run scripts/lock")
 
 
 def test_every_locked_package_carries_hashes() -> None:

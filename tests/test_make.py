@@ -1,4 +1,5 @@
-"""Made sessions: real speech times them, real SQLite history steers them, the real loader reads them."""
+"""Made sessions: real speech times them, real SQLite history steers them, the real loader reads
+them."""
 
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ def _seed() -> int:
 
 # -- the property ---------------------------------------------------------------------------
 
-def _random_case(rng: random.Random, folder: Path, library) -> tuple[Request, History, Screening, float]:  # type: ignore[no-untyped-def]
+def _random_case(  # type: ignore[no-untyped-def]
+    rng: random.Random, folder: Path, library
+) -> tuple[Request, History, Screening, float]:
     day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(700))
     minutes = rng.choice([rng.randint(2, 15), rng.randint(2, 90), rng.choice([1, 1.5, 91, 2, 90])])
     focus = tuple(rng.sample(AREAS, rng.choice([0, 0, 1, 1, 2])))
@@ -113,7 +116,8 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
         assert set(ex.equipment or ()) <= set(request.equipment), (ex.name, request.equipment)
         assert not focus or {a.value for a in ex.areas or ()} & focus, (ex.name, focus)
         if ex.manipulation:
-            assert not request.gentle and (request.i_understand or not screening.rules_out_manipulation)
+            assert not request.gentle and (request.i_understand
+                                           or not screening.rules_out_manipulation)
         _assert_limits_kept(entry.exercise, done, now, request.day)
         _assert_scaled_sensibly(entry.exercise, ex)
     roles = [ex.role for ex in routine.exercises]
@@ -155,7 +159,9 @@ def _property(n: int, tmp_path: Path, library, measure) -> None:  # type: ignore
         try:
             outcomes.append(_check_one(rng, folder, library, measure))
         except AssertionError as exc:
-            raise AssertionError(f"request {i} failed with VOICECOACH_TEST_SEED={seed}: {exc}") from None
+            raise AssertionError(
+                f"request {i} failed with VOICECOACH_TEST_SEED={seed}: {exc}"
+            ) from None
     assert outcomes.count("made") >= n // 3, (outcomes, seed)
 
 
@@ -210,7 +216,8 @@ def test_down_is_never_chosen_and_up_is_favoured(tmp_path: Path, measure, librar
 
     def count(history: History, name: str) -> int:
         return sum(name in [e.name for e in today.make(Request(6, d), measure, history=history,
-                                                       screening=Screening(), now=_at(d)).routine.exercises]
+                                                       screening=Screening(),
+                                                       now=_at(d)).routine.exercises]
                    for d in days)
 
     plain = History(tmp_path / "plain")
@@ -251,7 +258,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
      "a session lasts at most"),
     (["--date", "2025-02-30"], "--date '2025-02-30' is not a date"),
 ])
-def test_refusals_are_one_line_and_exit_2(run_cli, tmp_path: Path, args: list[str], says: str) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
+    run_cli, tmp_path: Path, args: list[str], says: str
+) -> None:
     done = run_cli("make", *args, env=_env(tmp_path))
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr

@@ -117,7 +117,8 @@ def test_every_command_meets_every_file_fault_with_one_sentence(
         if target == "data":
             env["VOICECOACH_DATA_DIR"] = str(folder / "data") if how == "read-only" else str(folder)
         elif target == "cache":
-            env["VOICECOACH_CACHE_DIR"] = str(folder / "clips") if how == "read-only" else str(folder)
+            env["VOICECOACH_CACHE_DIR"] = (str(folder / "clips") if how == "read-only"
+                                           else str(folder))
         else:
             out = folder
     args = [a.replace("{out}", str(out)) for a in COMMANDS[command]]

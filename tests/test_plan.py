@@ -168,7 +168,8 @@ def test_rest_between_exercises_previews_the_next_one() -> None:
 def test_follow_up_with_a_hold() -> None:
     plan = build_plan(routine(exercises=[
         {"name": "Knee hug", "hold": "20s", "then": [
-            {"say": "Now rock gently side to side.", "hold": "10s"}, {"say": "Straighten your legs."}
+            {"say": "Now rock gently side to side.", "hold": "10s"},
+            {"say": "Straighten your legs."},
         ]}
     ]))
     texts = [e.text for e in plan.events]

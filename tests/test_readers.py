@@ -1,5 +1,6 @@
 """What is written is right for every reader: chapters in time order for ffmpeg, mutagen and an
-.m4b conversion, and texts printed as written (no doubled punctuation), over every bundled routine."""
+.m4b conversion, and texts printed as written (no doubled punctuation), over every bundled
+routine."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def test_every_bundled_routine_and_split_part_reads_back_in_order(tmp_path: Path
     done = run_cli("export", "--all", "tracks", "--bitrate", "32", "--json", timeout=600)
     assert done.returncode == 0, done.stderr
     for track in json.loads(done.stdout):
-        path = Path(track["path"]) if Path(track["path"]).is_absolute() else tmp_path / track["path"]
+        path = (Path(track["path"]) if Path(track["path"]).is_absolute()
+                else tmp_path / track["path"])
         assert_readable_in_order(path, [c["title"] for c in track["chapters"]], tmp_path)
     done = run_cli("export", "back-crack-worksheet", "--split", "-o", "parts", "--bitrate", "32",
                    "--json")
@@ -122,7 +124,9 @@ def _plans(routine):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("which", [*sorted(bundled()), "punctuated"])
-def test_texts_are_printed_as_written_without_a_doubled_full_stop(which: str, tmp_path: Path) -> None:
+def test_texts_are_printed_as_written_without_a_doubled_full_stop(
+    which: str, tmp_path: Path
+) -> None:
     if which == "punctuated":
         (tmp_path / "p.yaml").write_text(PUNCTUATED, encoding="utf-8")
         routine = load_routine(tmp_path / "p.yaml")

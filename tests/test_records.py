@@ -119,11 +119,14 @@ def test_a_session_counts_only_if_an_exercise_was_done(
     assert history.live_sessions(routine.id) == int(counts)
     assert bool(history.active_days()) is (counts and result.completed)
     # familiar_after is 1: only a session that did something makes the next one short.
-    verdict = assess(routine, history=history, screening=Screening({q.key: False for q in QUESTIONS}))
+    verdict = assess(routine, history=history,
+                     screening=Screening({q.key: False for q in QUESTIONS}))
     assert verdict.detail == ("short" if counts else "full")
 
 
-def test_failed_starts_are_recorded_but_count_for_nothing(routine_path: Path, tmp_path: Path) -> None:
+def test_failed_starts_are_recorded_but_count_for_nothing(
+    routine_path: Path, tmp_path: Path
+) -> None:
     try:
         open_device("alsa", 22050).close()
     except NoSoundDevice:
@@ -143,7 +146,8 @@ def test_failed_starts_are_recorded_but_count_for_nothing(routine_path: Path, tm
                            text=True, timeout=60, env=env)
     assert shown.stdout.count("no exercise done (not counted)") == 3
     routine = load_routine(routine_path)
-    verdict = assess(routine, history=history, screening=Screening({q.key: False for q in QUESTIONS}))
+    verdict = assess(routine, history=history,
+                     screening=Screening({q.key: False for q in QUESTIONS}))
     assert verdict.detail == "full"  # the next real session is still a first one
 
 
@@ -189,7 +193,8 @@ def test_contradictory_answers_to_one_question_are_a_mistake(key: str) -> None:
 def test_contradictory_answers_on_the_command_line_change_nothing(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     env = {"VOICECOACH_DATA_DIR": str(tmp_path)}
     others = [f"--answer={q.key}=no" for q in QUESTIONS if q.key != "pregnant"]
-    done = run_cli("safety", *others, "--answer", "pregnant=yes", "--answer", "pregnant=no", env=env)
+    done = run_cli("safety", *others, "--answer", "pregnant=yes", "--answer", "pregnant=no",
+                   env=env)
     assert (done.returncode, done.stderr.splitlines()) == (2, [
         "error: pregnant is answered both yes and no (give one answer for pregnant)"])
     assert not (tmp_path / "safety.json").exists()

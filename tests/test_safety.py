@@ -1,4 +1,5 @@
-"""Safety as behaviour: screening, frequency limits from history, familiarity, and the history store."""
+"""Safety as behaviour: screening, frequency limits from history, familiarity, and the history
+store."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def limited_exercises() -> list[tuple[Routine, str]]:
     return out
 
 
-def done(history: History, routine: Routine, names: tuple[str, ...], at: float, forced: bool = False) -> None:
+def done(
+    history: History, routine: Routine, names: tuple[str, ...], at: float, forced: bool = False
+) -> None:
     history.record(SessionRecord(routine.id, routine.title, "live", at - 60, at, True, 60.0,
                                  names, forced=forced))
 
@@ -46,7 +49,9 @@ def test_the_bundled_library_has_limits_to_enforce() -> None:
 
 
 @pytest.mark.parametrize("routine,name", limited_exercises(), ids=lambda v: getattr(v, "id", v))
-def test_every_bundled_limit_is_enforced_and_can_be_forced(tmp_path: Path, routine: Routine, name: str) -> None:
+def test_every_bundled_limit_is_enforced_and_can_be_forced(
+    tmp_path: Path, routine: Routine, name: str
+) -> None:
     history = History(tmp_path)
     ex = next(e for e in routine.exercises if e.name == name)
     assert ex.limits is not None
@@ -60,7 +65,8 @@ def test_every_bundled_limit_is_enforced_and_can_be_forced(tmp_path: Path, routi
         later = EVENING + ex.limits.wait / 2 + 1
         assert name not in dict(assess(routine, history=history, screening=ALL_NO, now=later,
                                        i_understand=True).left_out)
-        assert next_allowed(routine, ex, history, EVENING) == pytest.approx(EVENING + ex.limits.wait / 2)
+        assert next_allowed(routine, ex, history, EVENING) == pytest.approx(
+            EVENING + ex.limits.wait / 2)
     if ex.limits.max_per_day:
         history = History(tmp_path / "count")
         gap = (ex.limits.wait or 60) + 60
@@ -82,7 +88,9 @@ def test_every_bundled_limit_is_enforced_and_can_be_forced(tmp_path: Path, routi
         assert any(t.startswith(f"{name} is left out today") for t in spoken)
 
 
-def test_screening_yes_leaves_out_manipulation_and_i_understand_brings_it_back(tmp_path: Path) -> None:
+def test_screening_yes_leaves_out_manipulation_and_i_understand_brings_it_back(
+    tmp_path: Path,
+) -> None:
     routine = load_routine(bundled()["crack-your-back-alone"])
     cracking = {ex.name for ex in routine.exercises if ex.manipulation}
     assert cracking
@@ -91,7 +99,8 @@ def test_screening_yes_leaves_out_manipulation_and_i_understand_brings_it_back(t
     assert set(dict(verdict.left_out)) == cracking
     plan = build_plan(routine, PlanOptions(left_out=verdict.left_out))
     assert not cracking & set(plan.exercises)
-    assert assess(routine, history=History(tmp_path), screening=yes, i_understand=True).left_out == ()
+    assert assess(routine, history=History(tmp_path), screening=yes,
+                  i_understand=True).left_out == ()
     assert assess(routine, history=History(tmp_path), screening=ALL_NO).left_out == ()
     assert assess(routine, history=History(tmp_path), screening=Screening()).left_out == ()
 
@@ -108,7 +117,8 @@ def test_screening_through_the_cli(tmp_path: Path, run_cli) -> None:  # type: ig
     env = {"VOICECOACH_DATA_DIR": str(tmp_path / "data")}
     answers = [f"--answer={q.key}=no" for q in QUESTIONS]
     assert run_cli("safety", *answers, env=env).returncode == 0
-    full = json.loads(run_cli("show", "crack-your-back-alone", "--json", "--estimate", env=env).stdout)
+    full = json.loads(
+        run_cli("show", "crack-your-back-alone", "--json", "--estimate", env=env).stdout)
     assert full["left_out"] == []
     assert run_cli("safety", "--answer", "chronic=yes", env=env).returncode == 0
     stored = json.loads(run_cli("safety", "--json", env=env).stdout)
@@ -121,14 +131,16 @@ def test_screening_through_the_cli(tmp_path: Path, run_cli) -> None:  # type: ig
     refused = run_cli("export", "back-crack-worksheet", env=env)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert not list(tmp_path.glob("*.mp3"))
-    allowed = run_cli("show", "crack-your-back-alone", "--json", "--estimate", "--i-understand", env=env)
+    allowed = run_cli("show", "crack-your-back-alone", "--json", "--estimate", "--i-understand",
+                      env=env)
     assert json.loads(allowed.stdout)["left_out"] == []
 
 
 def test_cautions_shorten_with_familiarity_but_never_vanish(tmp_path: Path) -> None:
     routine = Routine.model_validate({
         "title": "R", "defaults": {"familiar_after": 2},
-        "cautions": [{"say": "See a doctor first if you are pregnant or had surgery.", "short": "Doctor first if unsure."},
+        "cautions": [{"say": "See a doctor first if you are pregnant or had surgery.",
+                      "short": "Doctor first if unsure."},
                      "Stop at once if it hurts."],
         "exercises": [{"name": "Crack", "manipulation": True, "summary": "Sit, lean back.",
                        "setup": ["Sit on a firm chair.", "Lean back over it."], "hold": "5s"}],
@@ -262,7 +274,9 @@ def test_a_locked_or_unwritable_history_is_a_fault_and_is_not_moved(tmp_path: Pa
     assert len(History(tmp_path).sessions()) == 1
 
 
-def test_show_for_play_applies_limits_and_show_for_export_matches_the_track(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_show_for_play_applies_limits_and_show_for_export_matches_the_track(  # type: ignore[no-untyped-def]
+    tmp_path: Path, run_cli
+) -> None:
     data = tmp_path / "data"
     env = {"VOICECOACH_DATA_DIR": str(data)}
     (tmp_path / "r.yaml").write_text(

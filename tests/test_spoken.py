@@ -60,9 +60,10 @@ WARNED = {
                        "  - {name: A, hold: 5s}\n", [(2, 12, "comma split a sentence")]),
     "split-then": ("title: T\nexercises:\n  - name: A\n    hold: 5s\n"
                    "    then: [Roll over, then rest., Sit up]\n", [(5, 12, "comma split")]),
-    "cyrillic-caution": ("title: T\nexercises:\n  - name: A\n    caution: Не спеши.\n    hold: 5s\n",
-                         [(4, 14, "Cyrillic text")]),
-    "greek-name": ("title: T\nexercises:\n  - name: Στάση\n    hold: 5s\n", [(3, 11, "Greek text")]),
+    "cyrillic-caution": ("title: T\nexercises:\n  - name: A\n    caution: Не спеши.\n"
+                         "    hold: 5s\n", [(4, 14, "Cyrillic text")]),
+    "greek-name": ("title: T\nexercises:\n  - name: Στάση\n    hold: 5s\n",
+                   [(3, 11, "Greek text")]),
     "cjk-step": ("title: T\nexercises:\n  - name: A\n    setup: [\"深呼吸\"]\n    hold: 5s\n",
                  [(4, 13, "Cjk text")]),
     "two-problems": ("title: T\ncautions: [Slow, gentle.]\nexercises:\n  - name: Ağrı ارتاح\n"
@@ -71,12 +72,14 @@ WARNED = {
 #: Files that must give no warning at all.
 CLEAN = {
     "sides": "title: T\nexercises:\n  - name: A\n    sides: [left, right]\n    hold: 5s\n",
-    "quoted": 'title: T\nexercises:\n  - name: A\n    setup: ["Lie down, arms out."]\n    hold: 5s\n',
-    "sentences": "title: T\nexercises:\n  - name: A\n    setup: [Lie down., Arms out.]\n    hold: 5s\n",
+    "quoted": 'title: T\nexercises:\n  - name: A\n    setup: ["Lie down, arms out."]\n'
+              '    hold: 5s\n',
+    "sentences": "title: T\nexercises:\n  - name: A\n    setup: [Lie down., Arms out.]\n"
+                 "    hold: 5s\n",
     "equipment": "title: T\nequipment: [mat, chair]\nexercises:\n  - {name: A, hold: 5s}\n",
     "latin-accents": "title: Café\nexercises:\n  - name: Señor stretch 🤗\n    hold: 5s\n",
-    "block-list": "title: T\nexercises:\n  - name: A\n    setup:\n      - Lie down\n      - arms out.\n"
-                  "    hold: 5s\n",
+    "block-list": "title: T\nexercises:\n  - name: A\n    setup:\n      - Lie down\n"
+                  "      - arms out.\n    hold: 5s\n",
 }
 _LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): warning: .+ \(.+\)$")
 
@@ -96,7 +99,9 @@ def test_meant_otherwise_is_a_located_warning(name: str, tmp_path: Path) -> None
         assert (int(m["line"]), int(m["col"])) == (lineno, col) and words in line, line
 
 
-def test_validate_prints_warnings_and_fails_on_them_only_when_strict(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_validate_prints_warnings_and_fails_on_them_only_when_strict(  # type: ignore[no-untyped-def]
+    tmp_path: Path, run_cli
+) -> None:
     names = sorted(WARNED)
     for name in names:
         (tmp_path / f"{name}.yaml").write_text(WARNED[name][0], encoding="utf-8")
@@ -141,7 +146,8 @@ def test_a_yes_or_no_where_text_belongs_says_to_quote_it(word: str, tmp_path: Pa
     assert "put the text in quotes" in error.line()
 
 
-@pytest.mark.parametrize("command", [["show", "--estimate"], ["play", "--audio", "none", "--only", "9"]])
+@pytest.mark.parametrize("command", [["show", "--estimate"],
+                                     ["play", "--audio", "none", "--only", "9"]])
 def test_other_commands_print_the_warnings_too(command: list[str], tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     text, [(lineno, col, words)] = WARNED["split-setup"]
     (tmp_path / "w.yaml").write_text(text, encoding="utf-8")

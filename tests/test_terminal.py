@@ -1,4 +1,5 @@
-"""Any terminal: every command under any encoding or locale, and output cut short by a closed pipe."""
+"""Any terminal: every command under any encoding or locale, and output cut short by a closed
+pipe."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def test_every_command_prints_on_every_terminal_encoding(
     done = subprocess.run([sys.executable, "-m", "voicecoach", *COMMANDS[command]],
                           capture_output=True, cwd=tmp_path, env=_env(TERMINALS[terminal]),
                           timeout=180)
-    report = f"{command} on {terminal}: exit {done.returncode}\n{done.stderr.decode(errors='replace')}"
+    report = (f"{command} on {terminal}: exit {done.returncode}\n"
+              f"{done.stderr.decode(errors='replace')}")
     assert b"Traceback" not in done.stderr, report
     assert b"internal error" not in done.stderr, report
     assert done.returncode == EXPECTED.get(command, 0), report
@@ -87,9 +89,12 @@ PIPED = {
 }
 
 
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow if c.startswith("export")
-                                                  else ()) for c in PIPED])
-def test_output_cut_short_by_a_closed_pipe_exits_quietly_with_0(tmp_path: Path, command: str) -> None:
+@pytest.mark.parametrize("command", [
+    pytest.param(c, marks=pytest.mark.slow if c.startswith("export") else ()) for c in PIPED
+])
+def test_output_cut_short_by_a_closed_pipe_exits_quietly_with_0(
+    tmp_path: Path, command: str
+) -> None:
     """`voicecoach voices | head -1`: the reader has gone before the command writes; a Unix
     tool stops quietly. The read end is closed first, so every run meets the closed pipe."""
     _setup(tmp_path)

@@ -66,14 +66,17 @@ class EncoderError(Fault):
 
 def os_fault(exc: OSError, doing: str) -> Fault:
     """One line for a failed file operation, saying why and what to do. Paths the user gives
-    are checked before any work (voicecoach.export.outputs), so what fails here is a fault, exit 1."""
+    are checked before any work (voicecoach.export.outputs), so what fails here is a fault,
+    exit 1."""
     import errno
 
     code = exc.errno
     if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return Fault(f"disk full while {doing}", fix="free some space and retry")
     reasons = {
-        errno.ENOTDIR: ("part of the path is a file, not a folder", "choose a path inside a folder"),
+        errno.ENOTDIR: (
+            "part of the path is a file, not a folder", "choose a path inside a folder"
+        ),
         errno.EISDIR: ("it is a folder", "give a file name"),
         errno.ENAMETOOLONG: ("a name is too long for the file system", "use a shorter name"),
         errno.EACCES: ("permission denied", "check the permissions, or choose another folder"),

@@ -1,4 +1,5 @@
-"""Prepare a routine for listening: speak every cue once, level it, and time the plan from the clips."""
+"""Prepare a routine for listening: speak every cue once, level it, and time the plan from the
+clips."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Today's session: gather the library, safety and history, compose, write, and keep the settings."""
+"""Today's session: gather the library, safety and history, compose, write, and keep the
+settings."""
 
 from __future__ import annotations
 

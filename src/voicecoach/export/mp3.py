@@ -1,4 +1,5 @@
-"""Stream PCM into one ffmpeg process that writes a CBR MP3, atomically, with a progress callback."""
+"""Stream PCM into one ffmpeg process that writes a CBR MP3, atomically, with a progress
+callback."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def _failure(tmp: Path, stderr: bytes, code: int) -> Fault:
     final = tmp.name.split(".voicecoach-part")[0].lstrip(".")
     # SIGXFSZ: the file-size limit, which is a full disk as far as this file is concerned.
     if any(marker in last for marker in _DISK_FULL) or code == -getattr(signal, "SIGXFSZ", -999):
-        return Fault(f"disk full while writing {tmp.parent / final}", fix="free some space and retry")
+        return Fault(f"disk full while writing {tmp.parent / final}",
+                     fix="free some space and retry")
     refused = next((marker for marker in _NOT_WRITABLE if marker in last), None)
     if refused:
         return Fault(f"cannot write {tmp.parent / final}: {refused.lower()}",

@@ -1,4 +1,5 @@
-"""The output plan: every file a command will read and write, checked once before any work starts."""
+"""The output plan: every file a command will read and write, checked once before any work
+starts."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ class OutputPlan:
 
     def check(self) -> None:
         """UserError (exit 2) for the first output that would overwrite an input or another
-        output, that has the wrong kind (file/folder), suffix or an impossible name. Touches nothing."""
+        output, that has the wrong kind (file/folder), suffix or an impossible name. Touches
+        nothing."""
         files = [o for o in self.outputs if not o.folder and o.path != STDOUT]
         for out in self.outputs:
             if out.path != STDOUT:

@@ -30,7 +30,8 @@ class TrackTags:
 
 
 def write_tags(path: Path, tags: TrackTags) -> None:
-    """Replace any tag in `path` with an ID3v2.3 tag; chapters get a CTOC that lists them in order."""
+    """Replace any tag in `path` with an ID3v2.3 tag; chapters get a CTOC that lists them in
+    order."""
     from mutagen.id3 import (
         APIC,
         CHAP,

@@ -1,4 +1,5 @@
-"""Export a prepared routine: one chaptered MP3 (or one per exercise with a playlist), plus captions."""
+"""Export a prepared routine: one chaptered MP3 (or one per exercise with a playlist), plus
+captions."""
 
 from __future__ import annotations
 
@@ -273,7 +274,9 @@ def lrc_text(plan: Plan, title: str, start: int = 0, end: int | None = None) -> 
         if event.text and start <= event.start < end:
             centis = round((event.start - start) * 100 / plan.rate)
             minutes, rest = divmod(centis, 6000)
-            lines.append(f"[{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}]{_one_line(event.text)}")
+            lines.append(
+                f"[{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}]{_one_line(event.text)}"
+            )
     return "\n".join(lines) + "\n"
 
 

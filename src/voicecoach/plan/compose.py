@@ -216,7 +216,9 @@ def _limit_reason(ex: Exercise, facts: Facts, day: _dt.date, words: Wording) -> 
     start = _midnight(day)
     count = sum(1 for t in times if start <= t < start + 86400)
     if ex.limits.max_per_day and count >= ex.limits.max_per_day:
-        return words.left_out_count.format(count={1: "once", 2: "twice"}.get(count, f"{count} times"))
+        return words.left_out_count.format(
+            count={1: "once", 2: "twice"}.get(count, f"{count} times")
+        )
     return None
 
 
@@ -370,7 +372,8 @@ def compose(
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
         if seconds < target:
             raise Refusal(f"with {_count(len(pool), 'eligible exercise')}, a session lasts at most "
-                          f"{most:.0f} minutes, not {request.minutes:g}", fix="ask for fewer minutes, or add "
+                          f"{most:.0f} minutes, not {request.minutes:g}",
+                          fix="ask for fewer minutes, or add "
                           "--equipment or widen --focus for more exercises")
         raise Refusal(f"no eligible exercise fits in {request.minutes:g} minutes",
                       fix="ask for more minutes")
@@ -537,7 +540,9 @@ def _scaled_hold(hold: float, scale: float) -> float:
 
 
 def _scaled_reps(reps: int, scale: float, cap: int | None) -> int:
-    value = max(1, math.ceil(reps * SCALE_MIN), min(round(reps * scale), math.floor(reps * SCALE_MAX)))
+    value = max(
+        1, math.ceil(reps * SCALE_MIN), min(round(reps * scale), math.floor(reps * SCALE_MAX))
+    )
     return min(value, cap) if cap else value
 
 

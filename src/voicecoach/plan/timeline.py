@@ -159,7 +159,8 @@ def estimate_speech(rate: int = PLAN_RATE) -> Measure:
 def build_plan(
     routine: Routine, options: PlanOptions | None = None, measure: Measure | None = None
 ) -> Plan:
-    """The plan for a routine. Pure: the same routine, options and clip lengths give the same plan."""
+    """The plan for a routine. Pure: the same routine, options and clip lengths give the same
+    plan."""
     options = options or PlanOptions()
     measure = measure or estimate_speech(options.rate)
     left = {slug(name) for name, _ in options.left_out}
@@ -438,7 +439,9 @@ class _Builder:
         else:
             shorts = [c.short or c.say for c in listed]
             said = [w.cautions_short_intro, *(shorts or [w.cautions_generic])]
-        said += [fill(w.left_out, name=name, reason=reason) for name, reason in self.options.left_out]
+        said += [
+            fill(w.left_out, name=name, reason=reason) for name, reason in self.options.left_out
+        ]
         return said
 
     def rest_between(self, ex: Exercise) -> None:
@@ -457,7 +460,8 @@ class _Builder:
         if ex.caution:
             self.say(Kind.CAUTION, ex.caution)
         if ex.manipulation:
-            self.say(Kind.CAUTION, self.words.manipulation_short if short else self.words.manipulation)
+            self.say(Kind.CAUTION,
+                     self.words.manipulation_short if short else self.words.manipulation)
         if ex.limits and ex.limits.note:
             self.say(Kind.CAUTION, ex.limits.note)
         # Steps up to the first one that names a side are said once; the rest once per side.
@@ -493,7 +497,8 @@ class _Builder:
                 self.timed(Kind.REST, text, self.paced(seconds), [], chimes="rest")
 
     def side(self, ex: Exercise, set_no: int, side_no: int, side: str) -> None:
-        """Announce the side: first side, a switch (with time to move), or a new set's first side."""
+        """Announce the side: first side, a switch (with time to move), or a new set's first
+        side."""
         if not side:
             return
         if side_no:
@@ -537,7 +542,8 @@ class _Builder:
         self.timed(Kind.HOLD, text, length, inner, chimes="hold")
 
     def breaths(self, ex: Exercise, length: int, at: int) -> list[_Inner]:
-        """Whole breathing cycles (in, [hold], out) that fit between the hold cue and the countdown."""
+        """Whole breathing cycles (in, [hold], out) that fit between the hold cue and the
+        countdown."""
         assert ex.breathing is not None
         b, w = ex.breathing, self.words
         cycle = [(w.breath_in, self.f(b.inhale))]

@@ -1,4 +1,5 @@
-"""Parse and format the durations routine files use: `20s`, `1m30s`, `1h`, or a plain number of seconds."""
+"""Parse and format the durations routine files use: `20s`, `1m30s`, `1h`, or a plain number of
+seconds."""
 
 from __future__ import annotations
 

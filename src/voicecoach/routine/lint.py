@@ -1,4 +1,5 @@
-"""Warnings for routine files that load but are probably not what their author meant, or not speakable."""
+"""Warnings for routine files that load but are probably not what their author meant, or not
+speakable."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def _plain(node: yaml.Node) -> bool:
 def _foreign_script(text: str, scripts: set[str]) -> str | None:
     for c in speakable(text):
         name = unicodedata.name(c, "") if c.isalpha() else ""
-        # Letters are named after their script ("CYRILLIC SMALL LETTER A"); signs such as "ª" are not.
+        # Letters are named after their script ("CYRILLIC SMALL LETTER A"); signs such as "ª"
+        # are not.
         if any(word in name for word in ("LETTER", "IDEOGRAPH", "SYLLABLE", "SYLLABICS")):
             script = name.split()[0]
             if script not in scripts:

@@ -1,4 +1,5 @@
-"""Load routine files: YAML with line/column tracking, strict validation, errors at PATH:LINE:COL."""
+"""Load routine files: YAML with line/column tracking, strict validation, errors at
+PATH:LINE:COL."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def _read_text(path: Path, shown: str) -> str:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise UserError(f"{shown}: no such file", fix="check the path, or run `voicecoach list`") from None
+        raise UserError(f"{shown}: no such file",
+                        fix="check the path, or run `voicecoach list`") from None
     except OSError as exc:
         raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
     if path.is_dir():
@@ -99,7 +101,8 @@ def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
         documents = list(yaml.compose_all(text, Loader=_SafeLoader))
     except yaml.reader.ReaderError as exc:
         line, col = _position(text, exc.position)
-        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+        code = (exc.character if isinstance(exc.character, int)
+                else ord(str(exc.character)[:1] or " "))
         raise _one(shown, line, col, f"control character U+{code:04X} is not allowed in YAML",
                    "remove it, or write it as an escape in a double-quoted string") from None
     except yaml.MarkedYAMLError as exc:
@@ -109,7 +112,8 @@ def _parse(text: str, shown: str) -> tuple[Any, _Marks]:
     documents = [d for d in documents if d is not None]
     if len(documents) != 1:
         if not documents:
-            raise _one(shown, 1, 1, "the file holds no routine", "a routine needs a title and exercises")
+            raise _one(shown, 1, 1, "the file holds no routine",
+                       "a routine needs a title and exercises")
         extra = documents[1].start_mark
         raise _one(shown, extra.line + 1, extra.column + 1, "more than one YAML document",
                    "keep one routine per file")
@@ -199,7 +203,8 @@ def _check_shape(text: str, shown: str, loader: Any) -> None:
             if depth > MAX_DEPTH:
                 m = _mark(event)
                 raise _one(shown, m.line + 1, m.column + 1,
-                           f"nested more than {MAX_DEPTH} levels deep", "a routine is a few levels deep")
+                           f"nested more than {MAX_DEPTH} levels deep",
+                           "a routine is a few levels deep")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         if events > MAX_NODES:
@@ -282,7 +287,8 @@ class _Builder:
         for key_node, value_node in node.value:
             m = key_node.start_mark
             where = (m.line + 1, m.column + 1)
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if (not isinstance(key_node, yaml.ScalarNode)
+                    or key_node.tag == "tag:yaml.org,2002:merge"):
                 raise _one(self.shown, *where, "keys must be plain names",
                            "merge keys (<<) and complex keys are not supported")
             key = key_node.value
@@ -296,7 +302,8 @@ class _Builder:
 def _validate(data: dict[str, Any], marks: _Marks, shown: str, routine_id: str) -> Routine:
     if "id" in data:
         line, col = marks.keys[("id",)]
-        raise _one(shown, line, col, "unknown key 'id'", "the id comes from the file name; remove it")
+        raise _one(shown, line, col, "unknown key 'id'",
+                   "the id comes from the file name; remove it")
     try:
         routine = Routine.model_validate(data)
     except ValidationError as exc:

@@ -26,7 +26,10 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(h|m|s|ms)\s*)+$|^\s*\d+(\.\d+)?\s*$"},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(\d+(\.\d+)?\s*(h|m|s|ms)\s*)+$|^\s*\d+(\.\d+)?\s*$",
+                },
                 {"type": "number", "exclusiveMinimum": 0, "maximum": 14400},
             ],
             "description": "A duration: 20s, 1m30s, 1h, 500ms, or a number of seconds.",
@@ -61,7 +64,8 @@ class Step(Strict):
 
 
 class FollowUp(Strict):
-    """A step after the main hold or reps, with a hold of its own ("now rock side to side", 10 s)."""
+    """A step after the main hold or reps, with a hold of its own \
+("now rock side to side", 10 s)."""
 
     say: Text
     hold: Duration | None = Field(None, description="How long to keep doing it.")
@@ -158,7 +162,8 @@ class Exercise(Strict):
 
     name: Name
     manipulation: bool = Field(
-        False, strict=True, description="True for self-manipulation (cracking) moves, which carry extra care."
+        False, strict=True,
+        description="True for self-manipulation (cracking) moves, which carry extra care.",
     )
     summary: Text | None = Field(
         None, description="A one-line reminder used instead of the set-up once it is familiar."
@@ -171,7 +176,8 @@ class Exercise(Strict):
     )
     hold: Duration | None = Field(None, description="Hold the position this long.")
     moving: bool = Field(
-        False, strict=True, description="The hold is a movement (rolling, circling): say 'keep going', not 'hold'."
+        False, strict=True,
+        description="The hold is a movement (rolling, circling): say 'keep going', not 'hold'.",
     )
     reps: int | None = Field(None, ge=1, le=500, strict=True, description="Repetitions per set.")
     tempo: Duration | None = Field(
@@ -253,7 +259,8 @@ class Exercise(Strict):
             raise ValueError("rest_between_sets needs sets of 2 or more")
         if "{side}" in _all_text(self) and not self.sides:
             raise ValueError("text uses {side} but the exercise has no sides")
-        once = [self.name, self.caution or "", self.limits.note if self.limits and self.limits.note else ""]
+        once = [self.name, self.caution or "",
+                self.limits.note if self.limits and self.limits.note else ""]
         if any("{side}" in text for text in once):
             raise ValueError("{side} works in set-up, phases, summary and follow-ups, "
                              "not in the name, caution or limit note (they are said once)")
@@ -279,7 +286,8 @@ class Exercise(Strict):
         """Holds and repetitions alone, without speech or rests: a floor for its length."""
         per_round = self.hold or 0.0
         if self.reps:
-            per_rep = sum(p.seconds for p in self.each_rep) if self.each_rep else (self.tempo or 3.0)
+            per_rep = (sum(p.seconds for p in self.each_rep) if self.each_rep
+                       else (self.tempo or 3.0))
             per_round += self.reps * per_rep
         per_round += sum(f.hold or 0.0 for f in self.then)
         return max(1, len(self.sides)) * self.sets * per_round
@@ -323,7 +331,9 @@ class Defaults(Strict):
     rest: Duration = Field(15.0, description="Rest between exercises, with a preview of the next.")
     step_pause: Duration = Field(2.0, description="Time after each set-up step to carry it out.")
     rest_between_sets: Duration = 15.0
-    countdown: int = Field(3, ge=0, le=10, strict=True, description="Count down the last N seconds of holds.")
+    countdown: int = Field(
+        3, ge=0, le=10, strict=True, description="Count down the last N seconds of holds."
+    )
     familiar_after: int = Field(
         3, ge=1, le=1000, strict=True,
         description="After this many sessions, short cues and short cautions are used.",
@@ -382,7 +392,9 @@ class Routine(Strict):
             wording(value)
         except KeyError:
             known = ", ".join(sorted(LANGUAGES))
-            raise ValueError(f"no cue wording for language {value!r} yet (available: {known})") from None
+            raise ValueError(
+                f"no cue wording for language {value!r} yet (available: {known})"
+            ) from None
         return value
 
     @model_validator(mode="after")

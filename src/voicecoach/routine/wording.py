@@ -1,4 +1,5 @@
-"""Cue wording, one table per language: the only place that decides what the coach says around the routine's own text."""
+"""Cue wording, one table per language: the only place that decides what the coach says around
+the routine's own text."""
 
 from __future__ import annotations
 
@@ -139,7 +140,9 @@ def fill(template: str, **values: object) -> str:
 
 
 #: Joiners, variation selectors, keycaps and skin tones that only shape a pictograph.
-_PICTOGRAPH_PARTS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)}
+_PICTOGRAPH_PARTS = {
+    0x200D, 0xFE0E, 0xFE0F, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)
+}
 
 
 def _pictograph(c: str) -> bool:

@@ -253,7 +253,8 @@ class History:
             with _transaction(conn):
                 conn.execute("DELETE FROM ratings WHERE exercise = ?", (exercise,))
                 if rating is not None:
-                    conn.execute("INSERT INTO ratings (exercise, rating, rated_at) VALUES (?, ?, ?)",
+                    conn.execute("INSERT INTO ratings (exercise, rating, rated_at) "
+                                 "VALUES (?, ?, ?)",
                                  (exercise, rating, time.time()))
         except sqlite3.Error as exc:
             raise self._fault(exc) from None

@@ -101,7 +101,8 @@ def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:
         key, _, value = pair.partition("=")
         key, value = key.strip().lower(), value.strip().lower()
         if key not in keys:
-            raise UserError(f"unknown question {key!r}", fix=f"questions: {', '.join(sorted(keys))}")
+            raise UserError(f"unknown question {key!r}",
+                            fix=f"questions: {', '.join(sorted(keys))}")
         if value not in {"yes", "no", "y", "n", "true", "false"}:
             raise UserError(f"answer {pair!r} with yes or no", fix=f"e.g. {key}=no")
         answer = value in {"yes", "y", "true"}
@@ -157,7 +158,8 @@ def assess(
     detail: str | None = None,
     chosen: Iterable[Exercise] | None = None,
 ) -> Verdict:
-    """Decide what a session of `routine` may contain now. Raises UserError when nothing may play."""
+    """Decide what a session of `routine` may contain now. Raises UserError when nothing may
+    play."""
     now = time.time() if now is None else now
     words = wording(routine.language)
     exercises = list(chosen) if chosen is not None else list(routine.exercises)
