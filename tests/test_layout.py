@@ -17,10 +17,15 @@ BASE = {"voicecoach", "voicecoach.errors", "voicecoach.cancel", "voicecoach.audi
         "voicecoach.audio.ffmpeg", "voicecoach._entry", "voicecoach.__main__"}
 #: Stages from the bottom up; a stage may import its own package and anything lower.
 LAYERS = [("routine",), ("plan",), ("storage",), ("speech", "safety"), ("audio",),
-          ("export", "live"), ("coach",), ("cli",)]
+          ("export", "live"), ("coach",), ("serve",), ("cli",)]
 #: What the command line may import at run time: the application layer and nothing of the
 #: stages under it (type-only imports are not run).
-CLI_ALLOWED = {"voicecoach", "voicecoach.coach", "voicecoach.errors", "voicecoach.cancel"}
+CLI_ALLOWED = {"voicecoach", "voicecoach.coach", "voicecoach.errors", "voicecoach.cancel",
+               "voicecoach.serve.server"}
+#: The LAN server is a front end too: it asks the application layer, never the stages that
+#: decide (safety, plan, audio, export) - its own files and tokens are kept with storage's
+#: atomic writes.
+SERVE_ALLOWED = CLI_ALLOWED | {"voicecoach.storage.atomic", "voicecoach.storage.cache"}
 
 
 def module_name(path: Path) -> str:
@@ -83,6 +88,13 @@ def test_cli_imports_only_the_application_layer() -> None:
     for module, imports in MODULES.items():
         if module.startswith("voicecoach.cli"):
             outside = {m for m in imports if not m.startswith("voicecoach.cli")} - CLI_ALLOWED
+            assert not outside, f"{module} imports {sorted(outside)}"
+
+
+def test_the_server_asks_the_application_layer() -> None:
+    for module, imports in MODULES.items():
+        if module.startswith("voicecoach.serve"):
+            outside = {m for m in imports if not m.startswith("voicecoach.serve")} - SERVE_ALLOWED
             assert not outside, f"{module} imports {sorted(outside)}"
 
 

@@ -54,7 +54,7 @@ def _made(server: Server, rid: str) -> dict:  # type: ignore[type-arg]
 def _show_for_play(home: Path, rid: str) -> dict:  # type: ignore[type-arg]
     done = subprocess.run(
         [sys.executable, "-m", "voicecoach", "show", str(home / "routines" / f"{rid}.yaml"),
-         "--for", "play", "--lead-in", "1.5", "--json"],
+         "--for", "play", "--lead-in", "1", "--json"],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "VOICECOACH_DATA_DIR": str(home / "data")})
     assert done.returncode == 0, done.stderr

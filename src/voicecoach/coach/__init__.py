@@ -517,6 +517,52 @@ def record(session: Session, result: SessionResult | None = None, *,
     return entry
 
 
+def record_remote(routine: Routine, *, started: float, position: float, completed: bool,
+                  exercises_done: tuple[str, ...], stopped_at: str | None, detail: str,
+                  kind: str = "phone") -> SessionRecord:
+    """Write a session played elsewhere (a phone, through `serve`) to history; the history
+    counts it by the same rule as a live session."""
+    from voicecoach.safety.history import History, SessionRecord
+
+    entry = SessionRecord(routine=routine.id, title=routine.title, kind=kind, started=started,
+                          ended=time.time(), completed=completed, position=position,
+                          exercises_done=exercises_done, stopped_at=stopped_at, detail=detail)
+    History().record(entry)
+    return entry
+
+
+def make_track(decision: Decision, settings: Settings, dest: Path) -> tuple[Plan, Track]:
+    """Speak, mix and write one track for a decided session to `dest` (atomically), keyed as
+    export keys it; nothing is recorded (whoever plays it reports the session)."""
+    from voicecoach.export.tracks import export_track
+
+    with render(decision, settings) as session:
+        track = export_track(decision.routine, session.audio, dest, settings.export_options(),
+                             None, export_key(decision, settings))
+        return session.plan, track
+
+
+def data_dir() -> Path:
+    """The folder of the user's history and answers (VOICECOACH_DATA_DIR overrides it)."""
+    from voicecoach.safety.history import data_dir as folder
+
+    return folder()
+
+
+def routine_id(path: Path) -> str:
+    """The id a routine file is known by (its file name's slug)."""
+    from voicecoach.routine.loader import id_from_path
+
+    return id_from_path(path)
+
+
+def save_screening(answers: dict[str, bool]) -> Screening:
+    """Store screening answers where `voicecoach safety` does."""
+    from voicecoach.safety.rules import save_screening as save
+
+    return save(answers)
+
+
 def history(limit: int = 20) -> list:  # type: ignore[type-arg]
     """The most recent sessions and exports, newest first."""
     from voicecoach.safety.history import History

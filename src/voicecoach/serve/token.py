@@ -14,7 +14,7 @@ _SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 
 
 def token_path(folder: Path | None = None) -> Path:
-    from voicecoach.safety.history import data_dir
+    from voicecoach.coach import data_dir
 
     return (folder or data_dir()) / TOKEN_FILE
 
