@@ -443,12 +443,20 @@ def test_two_phones_asking_at_once_make_the_track_once(tmp_path: Path) -> None:
     try:
         answer_screening(server)
         keys: list[str] = []
-        phones = [threading.Thread(target=lambda: keys.append(
-            _made(server, "two-quick-moves")["key"])) for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def phone_asks() -> None:
+            try:
+                keys.append(_made(server, "two-quick-moves")["key"])
+            except BaseException as exc:  # reported below, with the server's log
+                errors.append(exc)
+
+        phones = [threading.Thread(target=phone_asks) for _ in range(3)]
         for phone in phones:
             phone.start()
         for phone in phones:
             phone.join(120)
+        assert not errors, (errors, server.log)
         assert len(keys) == 3 and len(set(keys)) == 1, keys
         assert server.log.count("voicecoach-stage: encoding") == 1, server.log
     finally:
