@@ -49,9 +49,13 @@ def _parse_date(text: str | None) -> _dt.date:
     if text is None:
         return _dt.date.today()
     try:
-        return _dt.date.fromisoformat(text)
+        day = _dt.date.fromisoformat(text)
+        if not 1970 <= day.year <= 9998:  # a day's neighbours (yesterday, tomorrow) must exist
+            raise ValueError(text)
+        return day
     except ValueError:
-        raise UserError(f"--date {text!r} is not a date", fix="write it as YYYY-MM-DD") from None
+        raise UserError(f"--date {text!r} is not a date voicecoach can plan for",
+                        fix="write it as YYYY-MM-DD, between 1970 and 9998") from None
 
 
 @app.command()

@@ -100,7 +100,7 @@ def play(
     source = coach.resolve(routine, chosen)
     if events is not None:  # the events file must not replace the routine or the music
         coach.check_outputs([("routine file", source), ("music file", music)],
-                            [("events file", events)])
+                            [("events file", events, ".jsonl")])
     loaded = coach.load(source, chosen, notify=tell)
     if from_:
         chosen = coach.starting_at(loaded, chosen, from_)
@@ -108,6 +108,8 @@ def play(
                             notify=tell, force=force, i_understand=i_understand)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     try:
+        if events is not None:
+            events.parent.mkdir(parents=True, exist_ok=True)
         log = events.open("w", encoding="utf-8") if events is not None else None
     except OSError as exc:
         raise os_fault(exc, f"opening {events}") from None

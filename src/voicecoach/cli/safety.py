@@ -68,7 +68,7 @@ def _ask(questions: Sequence[Question]) -> dict[str, bool]:
 
 @app.command()
 def history(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many sessions.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Show at most this many sessions.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """Show past sessions and exports, your streak, and when each limited exercise may be done again.

@@ -265,15 +265,16 @@ def voices(engine: str | None = None, language: str | None = None) -> list:  # t
 
 
 def check_outputs(reads: Sequence[tuple[str, Path | None]],
-                  writes: Sequence[tuple[str, Path]]) -> None:
-    """Files a command reads and writes, checked against each other before any work starts."""
+                  writes: Sequence[tuple[str, Path, str | None]]) -> None:
+    """Files a command reads and writes (each with the one suffix it may have, or None), checked
+    against each other before any work starts."""
     from voicecoach.export.outputs import OutputPlan
 
     outputs = OutputPlan()
     for what, path in reads:
         outputs.read(what, path)
-    for what, path in writes:
-        outputs.write(what, path)
+    for what, path, suffix in writes:
+        outputs.write(what, path, suffix=suffix)
     outputs.check()
 
 

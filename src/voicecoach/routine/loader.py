@@ -8,6 +8,7 @@ import contextlib
 import difflib
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,22 @@ def _read_text(path: Path, shown: str) -> str:
         raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
     if path.is_dir():
         raise UserError(f"{shown}: is a directory, not a routine file")
+    if not path.is_file():
+        # A pipe, a FIFO or a device has no size to check and may never end (or never open):
+        # reading one would skip the size limit, or wait for a writer that never comes.
+        raise UserError(f"{shown}: is not a regular file",
+                        fix="save the routine to a file and give its path")
     if size > MAX_BYTES:
         raise _one(shown, 1, 1, f"file is {size:,} bytes; a routine file may be at most "
                    f"{MAX_BYTES:,} bytes", "split it into several routines")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)  # bounded, even if the file grows meanwhile
     except OSError as exc:
         raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_BYTES:
+        raise _one(shown, 1, 1, f"file is over {MAX_BYTES:,} bytes; a routine file may be at "
+                   f"most {MAX_BYTES:,} bytes", "split it into several routines")
     return _decode(raw, shown)
 
 
@@ -218,6 +228,10 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
 }
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+#: Line breaks and tabs are ordinary in text; every other C0/C1 control, and the characters that
+#: reorder text on screen (bidirectional overrides and isolates), are not.
+_CONTROL_OK = frozenset("\n\t")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class _Builder:
@@ -274,6 +288,8 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         if node.tag not in _PLAIN_TAGS:
             raise self._tag_error(node)
+        if isinstance(node.value, str):
+            self._refuse_controls(node)
         try:
             return self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError):
@@ -281,6 +297,19 @@ class _Builder:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise _one(self.shown, m.line + 1, m.column + 1,
                        f"{node.value!r} cannot be read as {tag}", "remove the tag") from None
+
+    def _refuse_controls(self, node: yaml.Node) -> None:
+        # The reader refuses control characters typed into the file; these came in through a
+        # double-quoted escape (\u001b, \0, \u202e) and would reach the terminal, the .lrc,
+        # the playlist and the tags as they are.
+        for char in node.value:
+            if char in _CONTROL_OK:
+                continue
+            if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+                m = node.start_mark
+                raise _one(self.shown, m.line + 1, m.column + 1,
+                           f"control character U+{ord(char):04X} is not allowed in text",
+                           "remove the escape from this text")
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         out: dict[str, Any] = {}

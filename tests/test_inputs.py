@@ -1,0 +1,88 @@
+"""What a routine argument may be: a regular file of bounded size (never a pipe, FIFO or device,
+which have no size to check and may never end), holding text without control characters (not
+even as YAML escapes, which would reach the terminal, the .lrc, the playlist and the tags)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voicecoach.errors import RoutineErrors
+from voicecoach.routine.loader import load_routine
+
+COMMANDS = [
+    ["validate"],
+    ["show"],
+    ["show", "--estimate"],
+    ["export", "-o", "{tmp}/x.mp3"],
+    ["play", "--audio", "none"],
+]
+
+
+def _run(args: list[str], tmp: Path, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "voicecoach", *args], capture_output=True,
+                          text=True, timeout=60, cwd=tmp, stdin=stdin)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "pipe"])
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_routine_that_is_not_a_regular_file_is_one_line_and_exit_2(
+        kind: str, command: list[str], tmp_path: Path) -> None:
+    stdin = None
+    if kind == "fifo":
+        source = tmp_path / "r.yaml"
+        os.mkfifo(source)  # nobody ever writes to it: opening it would wait for ever
+    elif kind == "device":
+        source = Path("/dev/zero")  # endless: reading it would never stop growing
+    else:
+        read, write = os.pipe()
+        os.write(write, b"title: A\nexercises:\n  - name: X\n    hold: 5s\n")
+        os.close(write)
+        source, stdin = Path("/dev/stdin"), read
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    done = _run([args[0], str(source), *args[1:]], tmp_path, stdin)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a regular file" in lines[0], done.stderr
+
+
+#: Every C0 and C1 control but line feed and tab, and the characters that reorder text on screen.
+CONTROLS = [c for c in range(0x20) if c not in (0x0A, 0x09)] + list(range(0x7F, 0xA0)) + [
+    0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069]
+
+
+@pytest.mark.parametrize("field", ["title", "name", "step", "caution"])
+def test_control_characters_written_as_escapes_are_refused_where_they_are(
+        field: str, tmp_path: Path) -> None:
+    for code in CONTROLS:
+        escape = f"\\u{code:04x}"
+        text = {"title": "Evil", "name": "Twist", "step": "Lie down.", "caution": "Go gently."}
+        text[field] = f"a{escape}b"
+        doc = (f'title: "{text["title"]}"\ncautions: ["{text["caution"]}"]\nexercises:\n'
+               f'  - name: "{text["name"]}"\n    setup: ["{text["step"]}"]\n    hold: 5s\n')
+        path = tmp_path / "r.yaml"
+        path.write_text(doc, encoding="utf-8")
+        with pytest.raises(RoutineErrors) as caught:
+            load_routine(path)
+        line = doc.splitlines().index(next(x for x in doc.splitlines() if escape in x)) + 1
+        error = caught.value.errors[0]
+        assert (error.lineno, f"U+{code:04X}") == (line, error.message.split()[2]), error.line()
+
+
+def test_line_breaks_and_tabs_in_text_are_still_fine(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text('title: "A\\tB"\nexercises:\n  - name: X\n    setup: ["One.\\nTwo."]\n'
+                    "    hold: 5s\n", encoding="utf-8")
+    assert load_routine(path).title == "A\tB"
+
+
+def test_the_events_file_of_play_must_be_jsonl(tmp_path: Path) -> None:
+    keep = tmp_path / "music.mp3"
+    keep.write_bytes(b"not to be overwritten")
+    done = _run(["play", "five-minute-back", "--audio", "none", "--events", str(keep)], tmp_path)
+    assert done.returncode == 2 and keep.read_bytes() == b"not to be overwritten", done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
