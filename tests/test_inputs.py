@@ -86,3 +86,15 @@ def test_the_events_file_of_play_must_be_jsonl(tmp_path: Path) -> None:
     done = _run(["play", "five-minute-back", "--audio", "none", "--events", str(keep)], tmp_path)
     assert done.returncode == 2 and keep.read_bytes() == b"not to be overwritten", done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("dest", ["-", "x.txt", "folder", "a-file/x.yaml", "n" * 300 + ".yaml"])
+def test_make_checks_its_output_before_any_work(dest: str, tmp_path: Path) -> None:
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "a-file").write_text("keep", encoding="utf-8")
+    dest = "folder.yaml" if dest == "folder" else dest
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = _run(["make", "-o", dest], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

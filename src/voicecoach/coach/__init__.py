@@ -705,6 +705,11 @@ def make(request: Request, dest: Path | None = None,
     it (never over a file `make` did not write) and keep the request for `today`."""
     from voicecoach.coach import today
 
+    if dest is not None:  # a path mistake is found before any speech, as export finds it
+        if dest.suffix.lower() not in (".yaml", ".yml"):
+            raise UserError(f"{dest}: a made session is a routine file ending in .yaml",
+                            fix=f"e.g. -o {dest.stem or 'session'}.yaml")
+        check_outputs([], [("session file", dest, None)])
     made = today.make(request, today.speech_measure(*speech(settings or Settings())))
     dest = dest or today.default_output(request.day)
     today.write(made, dest)
