@@ -124,7 +124,7 @@ def test_a_pause_shifts_the_rest_of_the_timeline_by_its_length(prepared) -> None
         player.resume()
         wait_until(lambda: len(onsets(player)) >= 3)
         player.stop()
-        result = player.wait(2)
+        result = player.wait(10)
     finally:
         player.close()
     assert result is not None
@@ -181,7 +181,7 @@ def test_skip_lands_on_the_next_exercise_and_back_restarts_it(prepared) -> None:
         wait_until(lambda: onsets(player)[-1].event.kind.value == "finish")
         assert round(marks(player, "seek")[-1].position * RATE) == plan.events[-1].start
         player.stop()
-        result = player.wait(2)
+        result = player.wait(10)
     finally:
         player.close()
     assert result is not None and not result.completed
@@ -207,7 +207,7 @@ def test_repeat_inserts_the_last_cue_without_overlap(prepared) -> None:  # type:
         wait_until(lambda: len(onsets(player)) >= 5)
         hold_again, rest = onsets(player)[3:5]
         player.stop()
-        player.wait(2)
+        player.wait(10)
     finally:
         player.close()
     spoken = plan.seconds(said.event.speech)
@@ -239,7 +239,7 @@ def test_volume_scales_the_samples_and_never_clips(prepared) -> None:  # type: i
         wait_until(lambda: len(onsets(player)) >= 2)  # the hold cue, at +6 dB
         time.sleep(0.8)
         player.stop()
-        player.wait(2)
+        player.wait(10)
     finally:
         player.close()
     out = samples(b"".join(taken))
@@ -290,7 +290,7 @@ def test_a_slow_stream_is_read_ahead_and_a_seek_waits_for_it(prepared) -> None: 
         wait_until(lambda: marks(player, "seek") and onsets(player)[-1].actual
                    >= marks(player, "seek")[0].actual)
         player.stop()
-        player.wait(2)
+        player.wait(10)
     finally:
         player.close()
     first, second, landed = onsets(player)[:3]
@@ -330,7 +330,7 @@ def test_stop_leaves_no_thread_behind(prepared) -> None:  # type: ignore[no-unty
     wait_until(lambda: onsets(player))
     assert os_threads() > native  # the device's own thread
     player.stop()
-    result = player.wait(2)
+    result = player.wait(10)
     assert result is not None and not result.completed
     assert set(threading.enumerate()) == threads
     # A joined thread's OS thread ends a moment after join() returns; on a loaded 2-core machine
