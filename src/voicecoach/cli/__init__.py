@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     except VoicecoachError as exc:
         if debug:
             traceback.print_exc()
+        if cancel.requested():  # a fault that a signal caused (a cut utterance): it was a stop
+            _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
         _fail(exc.line(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("stopped", 130)

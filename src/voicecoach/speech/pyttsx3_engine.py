@@ -167,6 +167,7 @@ class _Driver:
         # Only an utterance the engine reports finished is a clip (a cut one is never cached).
         cancel.check()
         if not self.completed:
+            cancel.check()  # a signal that cut the utterance short is the cause, not the engine
             raise EngineError(f"pyttsx3 ({self.driver_name}) stopped before the end of "
                               f"{text[:40]!r}", fix=_FIX)
 
