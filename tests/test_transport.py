@@ -211,3 +211,28 @@ def test_random_commands_keep_the_invariants(plan: Plan, seed: int) -> None:
             assert onset.actual == pytest.approx(onset.expected, abs=slack), (seed, trial)
         kinds = [m.kind for m in rig.t.log if isinstance(m, Mark) and m.kind in ("pause", "resume")]
         assert all(a != b for a, b in itertools.pairwise(kinds)), (seed, trial, kinds)
+
+
+def test_stamps_never_go_back_when_the_device_asks_ahead(plan: Plan, seed: int) -> None:
+    """A loaded device calls late for a big buffer, then early for the next: a seek's landing
+    cue must not be stamped before the seek (CI once saw back-then-back land 'before' its seek)."""
+    rng = random.Random(seed)
+    for trial in range(20):
+        rig = Rig(plan)
+        now = 1000.0
+        while not rig.t.done:
+            n = rng.choice([PERIOD, PERIOD, 2 * PERIOD, 10 * PERIOD])
+            roll = rng.random()
+            if roll < 0.03:
+                rig.t.next_exercise()
+            elif roll < 0.06:
+                rig.t.previous_exercise()
+            elif roll < 0.08:
+                rig.t.toggle_pause()
+            elif roll < 0.10:
+                rig.t.resume()
+            rig.t.fill(n, now)
+            # The next call comes anywhere from two periods early to a period late.
+            now += (n + rng.uniform(-2 * PERIOD, PERIOD)) / plan.rate
+        stamps = [r.actual for r in rig.t.log]
+        assert stamps == sorted(stamps), (seed, trial)

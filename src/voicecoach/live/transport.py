@@ -213,6 +213,10 @@ class Transport:
         self._insert_cue: int | None = None
         self._pending_insert = memoryview(b"")
         self._anchor: float | None = None
+        #: When the last frame handed to the device will play: a device that asks ahead of real
+        #: time may call again before the frames of its last call have played, and the stamps
+        #: of what it gets must not go back before them.
+        self._device_clock = -math.inf
         self._paused_frames = 0
         self._completed: set[int] = set()
         self._reached_end = False
@@ -324,6 +328,8 @@ class Transport:
     def fill(self, n: int, now: float) -> bytes:
         """n frames for the device; `now` is when the device asked for them."""
         rate = self.rate
+        now = max(now, self._device_clock)
+        self._device_clock = now + n / rate
         if self._anchor is None:
             self._anchor = now - self._pos / rate
         out = bytearray()
