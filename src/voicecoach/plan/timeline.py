@@ -248,7 +248,7 @@ class _Inner:
 
 
 @dataclass(frozen=True)
-class _Block:
+class Block:
     """Where a timed block (hold, rest) lies, for the chimes placed once every cue is timed."""
 
     kind: str
@@ -268,7 +268,7 @@ class _Builder:
     events: list[Event] = field(default_factory=list)
     cursor: int = 0
     current: str | None = None
-    blocks: list[_Block] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
     def f(self, seconds: float) -> int:
         return round(seconds * self.options.rate)
@@ -314,7 +314,7 @@ class _Builder:
         start_speech = self.measure(text)
         length = max(length, start_speech + self.gap)
         if chimes:
-            self.blocks.append(_Block(chimes, self.cursor, self.cursor + start_speech,
+            self.blocks.append(Block(chimes, self.cursor, self.cursor + start_speech,
                                       self.cursor + length))
         placed = [(0, kind, text, start_speech)]
         free = self._place(sorted(inner, key=lambda c: c.at), placed, start_speech + self.gap,
@@ -376,7 +376,8 @@ class _Builder:
             events=tuple(self.events),
             exercises=tuple(ex.name for ex in exercises),
             left_out=self.options.left_out,
-            chimes=self.place_chimes(),
+            chimes=place_chimes(self.events, self.blocks, self.options.rate, chimes=self.chimes,
+                                ticks=self.ticks, countdown=r.defaults.countdown),
         )
 
     # -- chimes -----------------------------------------------------------------------------
@@ -385,49 +386,6 @@ class _Builder:
     def chime_room(self) -> int:
         """Time after a hold's first words for its start chime, with silence on both sides."""
         return self.f(2 * CHIME_GUARD + CHIME_SECONDS)
-
-    def place_chimes(self) -> tuple[Chime, ...]:
-        """Chimes in the silences of the finished plan: after a hold's first words, just before
-        a hold or rest ends, and (optionally) a tick on each countdown second. Each keeps
-        CHIME_GUARD of silence from any speech; one that has no such room is left out, so a
-        chime never sounds over a cue and never moves one."""
-        if not (self.chimes or self.ticks):
-            return ()
-        spans = [(e.start, e.start + e.speech) for e in self.events if e.speech > 0]
-        starts = [a for a, _ in spans]
-        guard = self.f(CHIME_GUARD)
-        placed: list[Chime] = []
-
-        def clear(at: int, length: int) -> bool:
-            lo, hi = at - guard, at + length + guard
-            i = bisect.bisect_left(starts, hi)
-            if i and spans[i - 1][1] > lo:
-                return False
-            return all(c.end + guard // 2 <= at or at + length + guard // 2 <= c.start
-                       for c in placed)
-
-        def place(kind: ChimeKind, at: int, length: int) -> bool:
-            if at >= 0 and at + length <= self.cursor and clear(at, length):
-                placed.append(Chime(kind, at, length))
-                return True
-            return False
-
-        chime, tick, second = self.f(CHIME_SECONDS), self.f(TICK_SECONDS), self.f(1.0)
-        count = self.routine.defaults.countdown
-        for block in self.blocks:
-            if self.chimes and block.kind == "hold":
-                place(ChimeKind.HOLD_START, block.speech_end + guard, chime)
-            if self.chimes:
-                kind = ChimeKind.HOLD_END if block.kind == "hold" else ChimeKind.REST_END
-                place(kind, block.end - guard - chime, chime)
-            if self.ticks:
-                # On each of the last seconds; half a second later where a number is spoken.
-                for k in range(count, 0, -1):
-                    mark = block.end - k * second
-                    if mark >= block.speech_end:
-                        _ = place(ChimeKind.TICK, mark, tick) or place(
-                            ChimeKind.TICK, mark + second // 2, tick)
-        return tuple(sorted(placed, key=lambda c: c.start))
 
     def cautions(self, short: bool) -> list[str]:
         """The routine's cautions, then why any exercise is left out today. Short once familiar,
@@ -591,6 +549,57 @@ class _Builder:
             self.say(Kind.INSTRUCTION, text, after=self.routine.defaults.step_pause)
         else:
             self.timed(Kind.INSTRUCTION, text, self.paced(follow.hold), [], chimes="hold")
+
+
+def place_chimes(
+    events: Sequence[Event], blocks: Sequence[Block], rate: int, *, chimes: bool, ticks: bool,
+    countdown: int,
+) -> tuple[Chime, ...]:
+    """Chimes in the silences of a finished plan: after a hold's first words, just before a
+    hold or rest ends, and (with `ticks`) a tick on each of the last `countdown` seconds. Each
+    keeps CHIME_GUARD of silence from any speech; one that has no such room is left out, so a
+    chime never sounds over a cue and never moves one. Pure: events and blocks in, chimes out."""
+    if not (chimes or ticks):
+        return ()
+    spans = [(e.start, e.start + e.speech) for e in events if e.speech > 0]
+    starts = [a for a, _ in spans]
+    total = events[-1].end if events else 0
+
+    def f(seconds: float) -> int:
+        return round(seconds * rate)
+
+    guard = f(CHIME_GUARD)
+    placed: list[Chime] = []
+
+    def clear(at: int, length: int) -> bool:
+        lo, hi = at - guard, at + length + guard
+        i = bisect.bisect_left(starts, hi)
+        if i and spans[i - 1][1] > lo:
+            return False
+        return all(c.end + guard // 2 <= at or at + length + guard // 2 <= c.start
+                   for c in placed)
+
+    def place(kind: ChimeKind, at: int, length: int) -> bool:
+        if at >= 0 and at + length <= total and clear(at, length):
+            placed.append(Chime(kind, at, length))
+            return True
+        return False
+
+    chime, tick, second = f(CHIME_SECONDS), f(TICK_SECONDS), f(1.0)
+    for block in blocks:
+        if chimes and block.kind == "hold":
+            place(ChimeKind.HOLD_START, block.speech_end + guard, chime)
+        if chimes:
+            kind = ChimeKind.HOLD_END if block.kind == "hold" else ChimeKind.REST_END
+            place(kind, block.end - guard - chime, chime)
+        if ticks:
+            # On each of the last seconds; half a second later where a number is spoken.
+            for k in range(countdown, 0, -1):
+                mark = block.end - k * second
+                if mark >= block.speech_end:
+                    _ = place(ChimeKind.TICK, mark, tick) or place(
+                        ChimeKind.TICK, mark + second // 2, tick)
+    return tuple(sorted(placed, key=lambda c: c.start))
 
 
 def _sentence(text: str) -> str:
