@@ -402,9 +402,22 @@ def render(decision: Decision, settings: Settings, *, progress: Progress | None 
     from voicecoach.audio.prepare import prepare as prepare_audio
 
     started = time.time()
+    if progress is not None:
+        # Made only when a bar is to be sized, and once: an export's job has one already.
+        estimate = estimate or estimate_plan(decision, settings)
     audio = _with_progress(prepare_audio, decision.routine, decision.options, settings,
                            progress, settings.sound(), estimate)
     return Session(decision, audio, started)
+
+
+def estimate_plan(decision: Decision, settings: Settings) -> Plan:
+    """The plan with speech lengths estimated from text, before any speech is made: it names an
+    export's outputs, sizes the progress bar and is `show --estimate`. The one place a plan is
+    estimated, so all three agree (chimes included: they move breaths)."""
+    from voicecoach.plan.timeline import build_plan
+
+    sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
+    return build_plan(decision.routine, sound.plan_options(decision.options))
 
 
 def timed_plan(
@@ -413,17 +426,16 @@ def timed_plan(
 ) -> Plan:
     """The plan with its times from real speech (or, estimated, from text length), without
     making the audio: what `show` prints and `list` sums."""
-    from voicecoach.plan.timeline import build_plan
-
-    sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
     if estimate:
         from voicecoach.audio.prepare import check_speech
 
         check_speech(*speech(settings)[:2])
-        return build_plan(decision.routine, sound.plan_options(decision.options))
+        return estimate_plan(decision, settings)
     from voicecoach.audio.prepare import timed_plan as time_plan
 
-    return _with_progress(time_plan, decision.routine, decision.options, settings, progress, sound)
+    sound = SoundOptions(chimes=settings.chimes, countdown_ticks=settings.ticks)
+    return _with_progress(time_plan, decision.routine, decision.options, settings, progress, sound,
+                          estimate_plan(decision, settings) if progress is not None else None)
 
 
 @dataclass(frozen=True)
@@ -644,9 +656,9 @@ def plan_exports(
     safety refuses whole is told as a `skipped` notice and left out."""
     from voicecoach.export.outputs import STDOUT, OutputPlan
     from voicecoach.export.tracks import expected_files, plan_outputs
-    from voicecoach.plan.timeline import build_plan
 
-    sound, export_options = settings.sound(), settings.export_options()
+    settings.sound()  # a missing music file is a mistake before anything is planned
+    export_options = settings.export_options()
     outputs = OutputPlan()
     outputs.read("music file", settings.music)
     jobs = []
@@ -662,7 +674,7 @@ def plan_exports(
             notify(Notice("skipped", f"note: skipped {routine.id}: {exc.line()}"))
             continue
         dest = dest or default_output(routine.id, folder=folder, split=split)
-        estimate = build_plan(routine, sound.plan_options(decision.options))
+        estimate = estimate_plan(decision, settings)
         plan_outputs(outputs, routine, estimate, dest, export_options, split=split)
         files = () if dest == STDOUT else tuple(
             expected_files(routine, estimate, dest, export_options, split=split))
