@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from voicecoach.audio import pcm
 from voicecoach.plan.timeline import ChimeKind, Plan
 
-SAMPLE_BYTES = 2
 #: About 1.5 s of audio per chunk at 22.05 kHz: big enough to keep pipe writes cheap.
 CHUNK_FRAMES = 32768
 
@@ -28,7 +28,7 @@ def pcm_chunks(
     the planner chose for them: no cue is under them, so writing is mixing."""
     end = plan.total if end is None else min(end, plan.total)
     buf = bytearray()
-    limit = chunk_frames * SAMPLE_BYTES
+    limit = pcm.nbytes(chunk_frames)
     at = start
     placed = [c for c in plan.chimes if c.end > start and c.start < end] if chimes else []
     for piece in _pieces(plan, clips, start, end):
@@ -47,16 +47,16 @@ def _with_chimes(
 ) -> bytes:
     """The chunk (frames from `at`) with the chimes that fall in it written in."""
     assert chimes is not None
-    stop = at + len(chunk) // SAMPLE_BYTES
+    stop = at + pcm.frames(chunk)
     while placed and placed[0].end <= at:
         placed.pop(0)
     for chime in placed:
         if chime.start >= stop:
             break
         lo, hi = max(at, chime.start), min(stop, chime.end)
-        pcm = chimes[chime.kind]
-        chunk[(lo - at) * SAMPLE_BYTES : (hi - at) * SAMPLE_BYTES] = pcm[
-            (lo - chime.start) * SAMPLE_BYTES : (hi - chime.start) * SAMPLE_BYTES]
+        tone = chimes[chime.kind]
+        chunk[pcm.nbytes(lo - at) : pcm.nbytes(hi - at)] = tone[
+            pcm.nbytes(lo - chime.start) : pcm.nbytes(hi - chime.start)]
     return bytes(chunk)
 
 
@@ -69,23 +69,23 @@ def _pieces(plan: Plan, clips: Mapping[str, bytes], start: int, end: int) -> Ite
         if event.start >= end:
             break
         clip = memoryview(clips[event.text]) if event.text else memoryview(b"")
-        clip = clip[: event.speech * SAMPLE_BYTES]
-        speech_frames = len(clip) // SAMPLE_BYTES
+        clip = clip[: pcm.nbytes(event.speech)]
+        speech_frames = pcm.frames(clip)
         lo = max(start, event.start) - event.start
         hi = min(end, event.end) - event.start
         if lo < speech_frames:
-            yield clip[lo * SAMPLE_BYTES : min(hi, speech_frames) * SAMPLE_BYTES]
+            yield clip[pcm.nbytes(lo) : pcm.nbytes(min(hi, speech_frames))]
         quiet_from = max(lo, speech_frames)
         if hi > quiet_from:
             yield from _silence(hi - quiet_from)
 
 
-_ZEROS = memoryview(bytes(CHUNK_FRAMES * SAMPLE_BYTES))
+_ZEROS = memoryview(pcm.silence(CHUNK_FRAMES))
 
 
 def _silence(frames: int) -> Iterator[memoryview]:
     """Zero samples as views of one shared buffer, so a long hold costs no memory."""
-    remaining = frames * SAMPLE_BYTES
+    remaining = pcm.nbytes(frames)
     while remaining > 0:
         n = min(remaining, len(_ZEROS))
         yield _ZEROS[:n]

@@ -361,7 +361,7 @@ def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
     fields = ["chime", PROCESS_VERSION, kind.value, chime_sounds.TONES[kind]]
     key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()
     stored = cache.get(key) if cache is not None else None
-    if stored is not None and len(stored) == 2 * chime_sounds.chime_frames(kind):
+    if stored is not None and len(stored) == pcm.nbytes(chime_sounds.chime_frames(kind)):
         return _floats(stored)
     made = chime_sounds.tone(kind)
     if cache is not None:

@@ -21,7 +21,7 @@ from voicecoach.audio.loudness import (
     gated,
     limiter_gain,
 )
-from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, from_s16
+from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH, from_s16, nbytes, whole
 from voicecoach.audio.pcm import to_s16 as _pcm
 from voicecoach.errors import EncoderError, UserError, os_fault
 
@@ -75,20 +75,20 @@ class MusicBed:
             except OSError as exc:
                 raise EncoderError(f"could not start ffmpeg: {exc}") from None
             assert proc.stdout is not None
-            got, energies, want = 0, [], frames * 2
+            got, energies, want = 0, [], nbytes(frames)
             stopped = False
             try:
                 while got < want:
                     cancel.check()
-                    data = proc.stdout.read(min(_READ_CELLS * CELL * 2, want - got))
+                    data = proc.stdout.read(min(nbytes(_READ_CELLS * CELL), want - got))
                     if not data:
                         break
-                    data = data[: len(data) // 2 * 2]
+                    data = whole(data)
                     self._file.write(data)
                     got += len(data)
-                    if got % (CELL * 2) and got < want:
+                    if got % nbytes(CELL) and got < want:
                         # Keep reads cell-aligned so each cell is measured whole.
-                        rest = proc.stdout.read(CELL * 2 - got % (CELL * 2))
+                        rest = proc.stdout.read(nbytes(CELL) - got % nbytes(CELL))
                         self._file.write(rest)
                         data += rest
                         got += len(rest)
@@ -111,8 +111,8 @@ class MusicBed:
                                 fix="give an audio file ffmpeg can decode: mp3, ogg, wav, m4a...")
         if got == 0:
             raise UserError(f"no audio in {self.path}", fix="give an audio file")
-        frames_got = min(got, want) // 2
-        self._file.truncate(frames_got * 2)
+        frames_got = min(got, want) // SAMPLE_WIDTH
+        self._file.truncate(nbytes(frames_got))
         cells = np.concatenate(energies) if energies else np.zeros(0)
         return frames_got, cells[: -(-frames_got // CELL)]
 
@@ -151,13 +151,13 @@ class MusicBed:
     # Seek and read under the lock rather than os.pread/os.pwrite, which Windows lacks.
     def _read_at(self, frame: int, n: int) -> bytes:
         with self._lock:
-            self._file.seek(frame * 2)
-            return self._file.read(n * 2)
+            self._file.seek(nbytes(frame))
+            return self._file.read(nbytes(n))
 
     def _write_at(self, frame: int, data: bytes) -> None:
         with self._lock:
             try:
-                self._file.seek(frame * 2)
+                self._file.seek(nbytes(frame))
                 self._file.write(data)
                 self._file.flush()
             except OSError as exc:

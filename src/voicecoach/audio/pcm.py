@@ -13,9 +13,24 @@ SAMPLE_WIDTH = 2
 CHANNELS = 1
 
 
-def frames(pcm: bytes) -> int:
+def frames(pcm: bytes | bytearray | memoryview) -> int:
     """How many frames a PCM buffer holds."""
     return len(pcm) // SAMPLE_WIDTH
+
+
+def nbytes(count: int) -> int:
+    """How many bytes `count` frames take: every PCM byte count is reckoned here."""
+    return count * SAMPLE_WIDTH
+
+
+def silence(count: int) -> bytes:
+    """`count` frames of digital silence."""
+    return bytes(count * SAMPLE_WIDTH)
+
+
+def whole(pcm: bytes) -> bytes:
+    """The buffer cut to whole frames (a pipe or an engine may stop mid-sample)."""
+    return pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH]
 
 
 def to_s16(x: np.ndarray) -> bytes:

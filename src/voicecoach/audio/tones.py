@@ -9,7 +9,7 @@ import numpy as np
 
 from voicecoach.audio.ffmpeg import pydub_audio_segment
 from voicecoach.audio.loudness import clip_loudness, db_to_gain, limit
-from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE, to_s16
 from voicecoach.plan.timeline import CHIME_SECONDS, TICK_SECONDS, ChimeKind
 
 #: (frequency Hz, onset ms, length ms, level dB) of each note: a rising pair for "go", the same
@@ -59,4 +59,4 @@ def render(
     x = tone(kind) if made is None else made
     x = x * db_to_gain(speech_lufs + LEVEL[kind] - clip_loudness(x))
     x = limit(x, ceiling)
-    return np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
+    return to_s16(x)

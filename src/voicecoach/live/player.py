@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from voicecoach import cancel
-from voicecoach.audio.pcm import SAMPLE_WIDTH
+from voicecoach.audio.pcm import silence
 from voicecoach.errors import Fault, VoicecoachError
 from voicecoach.live.transport import (
     FADE_MS,
@@ -277,7 +277,7 @@ class Player:
                 with self._lock:
                     self._error = exc
                     self._t.finish(now, completed=False)
-                out = bytes(frames * SAMPLE_WIDTH)
+                out = silence(frames)
             frames = yield out
 
     def _mark_done(self) -> None:

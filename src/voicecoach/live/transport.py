@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voicecoach.audio.mix import CEILING_DB
+from voicecoach.audio.pcm import frames, nbytes, silence
 from voicecoach.errors import UserError
 from voicecoach.plan.timeline import MIN_GAP, Event, Kind, Plan
 
@@ -337,7 +338,7 @@ class Transport:
         while done < n:
             left, at = n - done, now + done / rate
             if self._done:
-                out += bytes(left * 2)
+                out += silence(left)
                 break
             leaving = self._stopping or self._seek_to is not None
             target = 0.0 if (self._paused or leaving) else 1.0
@@ -350,7 +351,7 @@ class Transport:
                     if not self._in_pause:
                         self._in_pause = True
                         self._emit(Mark("pause", self._pos / rate, at))
-                    out += bytes(left * 2)
+                    out += silence(left)
                     self._paused_frames += left
                     self._anchor += left / rate
                     break
@@ -377,11 +378,11 @@ class Transport:
                     if not self._stalling:
                         self._stalling = True
                         self._emit(Mark("stall", self._pos / rate, at))
-                    out += bytes(left * 2)
+                    out += silence(left)
                     self._anchor += left / rate
                     break
                 self._stalling = False
-                k = len(pcm) // 2
+                k = frames(pcm)
                 if not leaving:
                     self._note_onsets(k, at)
                     for s in range(bisect.bisect_right(self._own_ends, self._pos),
@@ -404,7 +405,7 @@ class Transport:
     def _take(self, k: int) -> tuple[bytes, bool]:
         """Up to k frames of the timeline from the position (fewer if the feeder is behind),
         and whether the timeline has ended."""
-        need, parts, ended = k * 2, [], False
+        need, parts, ended = nbytes(k), [], False
         while need > 0:
             if not self._pending:
                 chunk = self._source.take()
@@ -468,12 +469,12 @@ class Transport:
         clip = self._clip_bytes.get(said.text)
         if clip is None:  # the position moved on since the key press: read it after all
             clip = self._clips[said.text]
-        clip = clip[: said.speech * 2]
+        clip = clip[: nbytes(said.speech)]
         gap = round(MIN_GAP * self.rate)
         self._insert_at = e.start + e.speech if speaking else self._pos
         self._insert_cue = cue
         self._insert = None
-        self._pending_insert = memoryview(bytes(clip) + bytes(gap * 2))
+        self._pending_insert = memoryview(bytes(clip) + silence(gap))
 
     def _from_insert(self, k: int, at: float, may_start: bool) -> bytes | None:
         """Frames of a repeated cue, if one is playing or due now; the timeline waits meanwhile."""
@@ -485,12 +486,12 @@ class Transport:
             self._emit(Onset(self._insert_cue, e, e.start / self.rate, at, None, repeat=True))
         if self._insert is None:
             return None
-        piece = bytes(self._insert[: k * 2])
+        piece = bytes(self._insert[: nbytes(k)])
         self._insert = self._insert[len(piece):] or None
         if self._insert is None:
             self._insert_cue = None
         assert self._anchor is not None
-        self._anchor += len(piece) / 2 / self.rate
+        self._anchor += frames(piece) / self.rate
         return piece
 
     def _emit(self, record: Record) -> None:

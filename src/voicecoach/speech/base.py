@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
-from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE, nbytes, whole
 from voicecoach.errors import EngineError, UserError
 
 MIN_RATE, MAX_RATE = 80, 450
@@ -98,7 +98,7 @@ def trim_silence(pcm: bytes, *, keep_ms: int = KEEP_MS) -> bytes:
     the speech takes.
     """
     samples = array.array("h")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    samples.frombytes(whole(pcm))
     if sys.byteorder == "big":
         samples.byteswap()
     first = _first_loud(samples)
@@ -107,7 +107,7 @@ def trim_silence(pcm: bytes, *, keep_ms: int = KEEP_MS) -> bytes:
     last = _last_loud(samples)
     keep = SAMPLE_RATE * keep_ms // 1000
     start, end = max(0, first - keep), min(len(samples), last + 1 + keep)
-    return pcm[start * 2 : end * 2]
+    return pcm[nbytes(start) : nbytes(end)]
 
 
 def _first_loud(samples: array.array[int]) -> int | None:

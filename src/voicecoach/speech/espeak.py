@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach import cancel
-from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE, nbytes
 from voicecoach.errors import EngineError, UserError
 from voicecoach.speech.base import (
     Voice,
@@ -184,7 +184,7 @@ class _Espeak:
         if cancel.requested():
             return 1  # 1 = stop: render() then raises, and the cut clip is never used
         if count > 0:
-            self.buffer += ctypes.string_at(wav, count * 2)
+            self.buffer += ctypes.string_at(wav, nbytes(count))
         return 0  # 0 = go on synthesising
 
     def render(self, text: str, voice_id: str, rate: int, amplitude: int) -> bytes:
