@@ -15,6 +15,7 @@ import yaml
 
 from voicecoach.errors import UserError
 from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
+from voicecoach.routine.limits import done_times, limit_state
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
 from voicecoach.routine.wording import Wording, wording
@@ -207,19 +208,7 @@ def _limit_reason(ex: Exercise, facts: Facts, day: _dt.date, words: Wording) -> 
     """The article's wait and daily count on the planned day, whichever routine it was done in."""
     if ex.limits is None:
         return None
-    key = slug(ex.name)
-    times = sorted(t for name, t in facts.done if slug(name) == key and t <= facts.now)
-    if ex.limits.wait and times and facts.now - times[-1] < ex.limits.wait:
-        ago = max(60.0, round((facts.now - times[-1]) / 60) * 60)
-        return words.left_out_wait.format(ago=words.duration(ago),
-                                          wait=words.duration(ex.limits.wait))
-    start = _midnight(day)
-    count = sum(1 for t in times if start <= t < start + 86400)
-    if ex.limits.max_per_day and count >= ex.limits.max_per_day:
-        return words.left_out_count.format(
-            count={1: "once", 2: "twice"}.get(count, f"{count} times")
-        )
-    return None
+    return limit_state(ex, done_times(facts.done, ex.name), facts.now, words, day).reason
 
 
 def _midnight(day: _dt.date) -> float:

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicecoach.errors import Fault, UserError
+from voicecoach.routine.limits import COUNT as COUNT
+from voicecoach.routine.limits import WAIT as WAIT
+from voicecoach.routine.limits import LimitState as LimitState
+from voicecoach.routine.limits import done_times, midnight
+from voicecoach.routine.limits import limit_state as read_limits
 from voicecoach.routine.model import Exercise, Routine
 from voicecoach.routine.wording import wording
 from voicecoach.safety.history import History, data_dir
@@ -115,8 +120,6 @@ def parse_answers(pairs: Iterable[str]) -> dict[str, bool]:
 
 #: Why an exercise is left out, as data: front ends decide what to say by code, never by wording.
 SCREENING = "screening"
-WAIT = "wait"
-COUNT = "count"
 #: The codes of frequency limits (--force overrides them), as against the screening's.
 LIMIT_CODES = frozenset({WAIT, COUNT})
 
@@ -191,37 +194,14 @@ def assess(
     return Verdict(tuple(left), level, sessions, tuple(forced), tuple(notes))
 
 
-@dataclass(frozen=True)
-class LimitState:
-    """Where an exercise stands against its limits now: when it may next be done, and why not."""
-
-    next_allowed: float | None
-    reason: str | None
-    code: str | None = None
-
-
 def limit_state(routine: Routine, ex: Exercise, history: History, now: float) -> LimitState:
-    """One reading of history for both questions: may it be done now, and if not, when."""
-    limits = ex.limits
-    if limits is None:
+    """One reading of history for both questions: may it be done now, and if not, when. The
+    exercise's times come from every routine it was done in (voicecoach.routine.limits)."""
+    if ex.limits is None:
         return LimitState(None, None)
-    words = wording(routine.language)
-    when, reason, code = now, None, None
-    if limits.wait:
-        recent = history.done_times(routine.id, ex.name, now - limits.wait)
-        if recent:
-            when = max(when, recent[-1] + limits.wait)
-            ago = max(60.0, round((now - recent[-1]) / 60) * 60)
-            reason = words.left_out_wait.format(ago=words.duration(ago),
-                                                wait=words.duration(limits.wait))
-            code = WAIT
-    if limits.max_per_day:
-        today = history.done_times(routine.id, ex.name, _midnight(now))
-        if len(today) >= limits.max_per_day:
-            when = max(when, _midnight(now) + 86400)
-            if reason is None:
-                reason, code = words.left_out_count.format(count=_times(len(today))), COUNT
-    return LimitState(when if when > now else None, reason, code)
+    since = min(now - (ex.limits.wait or 0), _midnight(now))
+    times = done_times(history.done_since(since), ex.name)
+    return read_limits(ex, times, now, wording(routine.language))
 
 
 def limit_reason(routine: Routine, ex: Exercise, history: History, now: float) -> str | None:
@@ -256,12 +236,7 @@ def limits_overview(history: History, now: float | None = None) -> list[dict[str
 
 
 def _midnight(now: float) -> float:
-    day = _dt.datetime.fromtimestamp(now).date()
-    return _dt.datetime.combine(day, _dt.time()).timestamp()
-
-
-def _times(n: int) -> str:
-    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+    return midnight(_dt.datetime.fromtimestamp(now).date())
 
 
 def gentle_routines() -> list[str]:

@@ -1,0 +1,75 @@
+"""An exercise's frequency limits read against when it was done: the one reading of them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from voicecoach.routine.model import Exercise
+from voicecoach.routine.names import slug
+from voicecoach.routine.wording import Wording
+
+#: Why a limit leaves an exercise out, as data (the spoken reason is in the wording).
+WAIT = "wait"
+COUNT = "count"
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """Where an exercise stands against its limits: when it may next be done, and why not."""
+
+    next_allowed: float | None
+    reason: str | None
+    code: str | None = None
+
+
+def identity(name: str) -> str:
+    """An exercise as its limits know it: by name, whatever routine it was done in (the same
+    move in two routines shares its wait and its daily count)."""
+    return slug(name)
+
+
+def done_times(done: Iterable[tuple[str, float]], name: str) -> list[float]:
+    """When the exercise `name` was done, in time order, from (exercise, done_at) records of
+    any routine."""
+    key = identity(name)
+    return sorted(t for exercise, t in done if identity(exercise) == key)
+
+
+def limit_state(
+    ex: Exercise, times: Iterable[float], now: float, words: Wording,
+    day: _dt.date | None = None,
+) -> LimitState:
+    """Is `ex` inside its waiting period at `now`, or at its daily count on `day` (default: the
+    day of `now`), given `times` (when it was done, in any routine)? The wait is read before the
+    count, so the reason said is the nearer one."""
+    limits = ex.limits
+    if limits is None:
+        return LimitState(None, None)
+    times = sorted(times)
+    when, reason, code = now, None, None
+    if limits.wait:
+        recent = [t for t in times if t >= now - limits.wait]
+        if recent:
+            when = max(when, recent[-1] + limits.wait)
+            ago = max(60.0, round((now - recent[-1]) / 60) * 60)
+            reason = words.left_out_wait.format(ago=words.duration(ago),
+                                                wait=words.duration(limits.wait))
+            code = WAIT
+    if limits.max_per_day:
+        start = midnight(day or _dt.datetime.fromtimestamp(now).date())
+        count = sum(1 for t in times if start <= t < start + 86400)
+        if count >= limits.max_per_day:
+            when = max(when, start + 86400)
+            if reason is None:
+                reason, code = words.left_out_count.format(count=_times(count)), COUNT
+    return LimitState(when if when > now else None, reason, code)
+
+
+def midnight(day: _dt.date) -> float:
+    return _dt.datetime.combine(day, _dt.time()).timestamp()
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
