@@ -7,7 +7,6 @@ import itertools
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -347,14 +346,18 @@ def test_pyttsx3_200_cues_in_a_row(
         five = engine.synthesize("one two three four five", VoiceSettings())
         assert len(five) > 2.5 * len(one), (len(one), len(five))
     """
-    # fds inherited from capfd: anything pyttsx3 or espeak-ng prints would show up.
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], timeout=120)
+    # fds inherited from capfd: anything pyttsx3 or espeak-ng prints would show up. A temp folder
+    # of its own: other runs on the machine make (and clean up) their own voicecoach-tts-* folders.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], timeout=120,
+                          env={**os.environ, "TMPDIR": str(scratch)})
     assert capfd.readouterr() == ("", "")
     assert done.returncode == 0
     clips = {t: (tmp_path / f"{i:03d}.pcm").read_bytes() for i, t in enumerate(texts)}
     # Same synthesiser underneath: each clip matches EspeakEngine's render of its text.
     assert_right_clips(texts, clips, engine)
-    assert not list(Path(tempfile.gettempdir()).glob("voicecoach-tts-*"))
+    assert not list(scratch.iterdir())
 
 
 @linux_only
