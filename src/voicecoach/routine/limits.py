@@ -58,10 +58,12 @@ def limit_state(
                                                 wait=words.duration(limits.wait))
             code = WAIT
     if limits.max_per_day:
-        start = midnight(day or _dt.datetime.fromtimestamp(now).date())
-        count = sum(1 for t in times if start <= t < start + 86400)
+        today = day or _dt.datetime.fromtimestamp(now).date()
+        # Local midnights, not start + 24 h: a day with a clock change has 23 or 25 hours.
+        start, end = midnight(today), midnight(today + _dt.timedelta(days=1))
+        count = sum(1 for t in times if start <= t < end)
         if count >= limits.max_per_day:
-            when = max(when, start + 86400)
+            when = max(when, end)
             if reason is None:
                 reason, code = words.left_out_count.format(count=_times(count)), COUNT
     return LimitState(when if when > now else None, reason, code)
