@@ -126,6 +126,9 @@ class Settings:
     loudness: float = DEFAULT_LOUDNESS
     bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
+    #: Build tracks from each cue's cached MP3 frames; False encodes the whole track (as a track
+    #: with music always is). Both sound the same (tests/test_stitch.py).
+    stitch: bool = True
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
         from voicecoach.plan.timeline import PlanOptions
@@ -146,7 +149,8 @@ class Settings:
     def export_options(self) -> ExportOptions:
         from voicecoach.export.tracks import ExportOptions
 
-        return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume)
+        return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume,
+                             stitch=self.stitch)
 
 
 class Speech(NamedTuple):
@@ -609,6 +613,7 @@ def export_key(decision: Decision, settings: Settings, *, split: bool = False) -
                    "voice": engine.resolve_voice(settings.voice).id, "rate": settings.rate,
                    "volume": settings.volume},
         "bitrate": settings.bitrate,
+        "stitch": settings.stitch and sound.music is None,
         "split": split,
     })
 
