@@ -102,6 +102,12 @@ class Purpose(StrEnum):
         return self is not Purpose.EXPORT
 
 
+def _env_flag(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "1").strip() != "0"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every choice a front end offers, with its one default."""
@@ -127,8 +133,9 @@ class Settings:
     bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
     #: Build tracks from each cue's cached MP3 frames; False encodes the whole track (as a track
-    #: with music always is). Both sound the same (tests/test_stitch.py).
-    stitch: bool = True
+    #: with music always is). Both sound the same (tests/test_stitch.py). $VOICECOACH_STITCH=0
+    #: makes False the default, to compare the two (scripts/bench_export.py --encoder).
+    stitch: bool = dataclasses.field(default_factory=lambda: _env_flag("VOICECOACH_STITCH"))
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
         from voicecoach.plan.timeline import PlanOptions

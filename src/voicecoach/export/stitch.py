@@ -296,9 +296,13 @@ def header_frame(template: bytes, frames: int, size: int, toc: bytes, padding: i
 
 @dataclass(frozen=True)
 class Stitched:
+    """What a stitch did: frames written, pieces encoded now (the rest came from the cache),
+    pieces placed, and the frame numbers where each piece begins and ends (the joins)."""
+
     frames: int
     encodes: int
     pieces: int
+    joins: tuple[int, ...]
 
 
 def write_stitched(
@@ -314,7 +318,7 @@ def write_stitched(
     """Write the plan's track to `dest` (a temporary: the caller renames it) by copying frames."""
     cancel.stage("encoding")
     coder = FrameCache(cache, bitrate, plan.rate)
-    placed, count = _place(plan, clips, chimes, coder)
+    placed, count = place(plan, clips, chimes, coder)
     total = plan.total
     frames = -(-(total + ENCODER_DELAY + DECODER_DELAY) // GRID)
     if placed:
@@ -340,10 +344,11 @@ def write_stitched(
                 on_progress(total - done)
     except OSError as exc:
         raise os_fault(exc, f"writing {dest}") from None
-    return Stitched(frames, coder.encodes, count)
+    joins = tuple(j for at, enc in placed for j in (at, at + enc.count))
+    return Stitched(frames, coder.encodes, count, joins)
 
 
-def _place(
+def place(
     plan: Plan, clips: Mapping[str, bytes], chimes: Mapping[ChimeKind, bytes], coder: FrameCache
 ) -> tuple[list[tuple[int, Encoded]], int]:
     """Every piece's frames at their frame number, in order, none sharing a frame. Pieces the
