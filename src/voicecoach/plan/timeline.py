@@ -372,7 +372,7 @@ class _Builder:
             self.exercise(ex)
         self.current = None
         self.say(Kind.FINISH, fill(w.finish, title=r.title), after=SETTLE)
-        self.events, self.blocks = on_grid(self.events, self.blocks, self.gap)
+        self.events, self.blocks = on_grid(self.events, self.blocks, self.gap, self.chime_room)
         self.cursor, lead_in = self.events[-1].end, self.events[0].start
         return Plan(
             routine_id=r.id,
@@ -600,12 +600,14 @@ class _Builder:
 
 
 def on_grid(
-    events: list[Event], blocks: list[_Block], gap: int, grid: int = GRID
+    events: list[Event], blocks: list[_Block], gap: int, room: int, grid: int = GRID
 ) -> tuple[list[Event], list[_Block]]:
     """The events moved onto the frame grid: each starts at the first grid point at or after its
     time, later still if the event before needs it to keep its speech and `gap` (never less
-    than it had); lengths follow. No cue moves by more than the grid unless tight cues chain,
-    and the blocks (for the chimes) move with their events."""
+    than it had; a hold's first words keep `room` for its start chime); lengths follow. No cue
+    moves by more than the grid unless tight cues chain, and the blocks (for the chimes) move
+    with their events."""
+    holds = {b.start for b in blocks if b.kind == "hold"}
     moved: dict[int, int] = {}
     out: list[Event] = []
     at = 0
@@ -615,7 +617,8 @@ def on_grid(
         if out:
             out[-1] = replace(out[-1], length=start - out[-1].start)
         out.append(replace(event, start=start))
-        need = event.speech + min(gap, event.length - event.speech)
+        keep = max(gap, room) if event.start in holds else gap
+        need = event.speech + min(keep, event.length - event.speech)
         at = -(-(start + need) // grid) * grid
     if out:
         last = out[-1]
