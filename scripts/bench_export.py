@@ -1,8 +1,12 @@
-"""Benchmark `voicecoach export` against ffmpeg alone, and its peak memory for 30 min and 2 h.
+"""Benchmark `voicecoach export` against ffmpeg alone encoding the same PCM, for 30 min and 2 h.
 
-Run: .venv/bin/python scripts/bench_export.py [--repeat 3]
+Run: .venv/bin/python scripts/bench_export.py [--repeat 3] [--encoder]
 Every figure is measured in this run on this machine; the ratios are what matter.
-Targets: warm <= 1.15x ffmpeg alone, cold <= 1.3x, peak RSS <= 150 MB for 2 h and within 20%
+Stitched exports (the default; issue 15), each a ratio to ffmpeg alone on the track's own PCM:
+warm <= 0.1x (2 h) and <= 0.25x (30 min), one cue changed <= 0.3x (30 min), an unchanged
+re-export (`up to date`) <= 0.5 s wall; `voicecoach --help` is timed too.
+With --encoder, the whole-track encoder path (music beds use it; Settings(stitch=False)):
+targets: warm <= 1.15x ffmpeg alone, cold <= 1.3x, peak RSS <= 150 MB for 2 h and within 20%
 of the 30-minute figure. The same with a music bed (--music, a 3-minute piece the script makes,
 looped): its cost is reported beside the plain export, and against ffmpeg alone encoding the
 same mixed PCM (music keeps the encoder busier than speech and silence do).
@@ -18,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from voicecoach import coach
 from voicecoach.audio.pcm import SAMPLE_RATE
@@ -110,10 +116,80 @@ def mixed_pcm(routine: Path, music: Path, cache: Path) -> bytes:
         return b"".join(session.stream())
 
 
+def track_pcm(routine: Path, cache: Path, dest: Path) -> int:
+    """The exact PCM the export of `routine` holds, written to `dest`; its frame count."""
+    os.environ["VOICECOACH_CACHE_DIR"] = str(cache)
+    with coach.prepare(coach.load(routine), coach.Settings()) as session, dest.open("wb") as out:
+        for chunk in session.stream():
+            out.write(chunk)
+    return dest.stat().st_size // 2
+
+
+def ffmpeg_on_file(pcm: Path, out: Path) -> float:
+    """ffmpeg encoding the PCM in `pcm` at export's settings, fed from a pipe."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(_command(out, 64, SAMPLE_RATE), stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    with pcm.open("rb") as source:
+        while block := source.read(1 << 20):
+            proc.stdin.write(block)
+    proc.stdin.close()
+    proc.wait()
+    return time.perf_counter() - start
+
+
+def changed_copy(routine: Path, dest: Path, n: int) -> Path:
+    """`routine` with its first exercise's first step said differently (a new cue)."""
+    data = yaml.safe_load(routine.read_text(encoding="utf-8"))
+    setup = data["exercises"][0]["setup"]
+    setup[0] = f"{setup[0]} Take your time, {n + 1} breaths."
+    dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return dest
+
+
+def stitched(args: argparse.Namespace, folder: Path) -> None:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "voicecoach", "--help"], stdout=subprocess.DEVNULL,
+                   check=True)
+    print(f"voicecoach --help: {time.perf_counter() - start:.2f} s")
+    for minutes, targets in ((30, (0.25, 0.3)), (120, (0.1, None))):
+        routine = write_routine(folder / f"bench-{minutes}.yaml", minutes=minutes)
+        cache = folder / f"scache-{minutes}"
+        out = folder / f"s{minutes}.mp3"
+        cold = run_export(routine, out, cache, [])[0]
+        frames = track_pcm(routine, cache, folder / "track.pcm")
+        alone, warm, changed, unchanged = [], [], [], []
+        for i in range(args.repeat):
+            alone.append(ffmpeg_on_file(folder / "track.pcm", folder / "alone.mp3"))
+            warm.append(run_export(routine, out, cache, ["--force"])[0])
+            edited = changed_copy(routine, folder / f"changed-{minutes}-{i}.yaml", i)
+            changed.append(run_export(edited, folder / f"c{minutes}-{i}.mp3", cache, [])[0])
+            unchanged.append(run_export(routine, out, cache, [])[0])
+        (folder / "track.pcm").unlink()
+        ref = statistics.median(alone)
+        print(f"{minutes} min routine ({frames / SAMPLE_RATE / 60:.1f} min of audio):")
+        print(f"  ffmpeg alone on its PCM:  {ref:6.2f} s  runs {_fmt(alone)}")
+        print(f"  first export (cold):      {cold:6.2f} s  {cold / ref:.2f}x")
+        for label, runs, target in (("stitched warm:", warm, targets[0]),
+                                    ("one cue changed:", changed, targets[1]),
+                                    ("unchanged (up to date):", unchanged, None)):
+            med = statistics.median(runs)
+            goal = f" (target <= {target}x)" if target else ""
+            print(f"  {label:25s} {med:6.2f} s  runs {_fmt(runs)}  {med / ref:.3f}x{goal}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--encoder", action="store_true",
+                        help="measure the whole-track encoder path (and music, memory) instead")
     args = parser.parse_args()
+    if not args.encoder:
+        with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
+            stitched(args, Path(tmp))
+        return
+    os.environ["VOICECOACH_STITCH"] = "0"
     with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
         folder = Path(tmp)
         r30 = write_routine(folder / "bench-30.yaml", minutes=30)

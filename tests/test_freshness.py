@@ -109,7 +109,7 @@ def _changed(field: dataclasses.Field, tmp_path: Path) -> object:  # type: ignor
     return {"engine": "pyttsx3", "voice": "en-us", "rate": 200, "volume": 0.5, "pace": 1.5,
             "only": ("twist",), "skip": ("twist",), "detail": "short", "lead_in": 0.5,
             "chimes": False, "ticks": True, "duck": -6.0, "loudness": -20.0,
-            "bitrate": 96}[field.name]
+            "bitrate": 96, "stitch": False}[field.name]
 
 
 def test_every_setting_that_changes_the_track_changes_the_key(job_of, tmp_path: Path) -> None:

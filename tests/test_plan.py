@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from voicecoach.errors import UserError
-from voicecoach.plan.timeline import MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
+from voicecoach.plan.timeline import GRID, MIN_GAP, Kind, PlanOptions, build_plan, estimate_speech
+from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Routine
 
 RATE = 22050
@@ -35,16 +37,31 @@ def by_kind(plan, kind):  # type: ignore[no-untyped-def]
     return [e for e in plan.events if e.kind == kind]
 
 
+def near(got: int, want: int) -> bool:
+    """Within one MP3 frame: cues start on the frame grid (see timeline.on_grid)."""
+    return abs(got - want) < GRID
+
+
 def sec(frames: int) -> float:
     return frames / RATE
 
 
 def test_timeline_is_contiguous_and_starts_after_lead_in() -> None:
     plan = build_plan(routine(), PlanOptions(lead_in=1.5))
-    assert plan.events[0].start == round(1.5 * RATE)
+    # The first grid point (an MP3 frame) at or after the lead-in.
+    assert plan.events[0].start == -(-round(1.5 * RATE) // GRID) * GRID == plan.lead_in
     for a, b in zip(plan.events, plan.events[1:], strict=False):
         assert b.start == a.end
     assert plan.total == plan.events[-1].end
+
+
+@pytest.mark.parametrize("pace", [0.5, 1.0, 1.7])
+def test_every_cue_of_every_bundled_routine_starts_on_the_frame_grid(pace: float) -> None:
+    """An export copies each cue's encoded MP3 frames: cues start on the 576-sample grid."""
+    for path in sorted(Path("routines").glob("*.yaml")):
+        plan = build_plan(load_routine(path), PlanOptions(pace=pace))
+        assert all(e.start % GRID == 0 for e in plan.events), path
+        assert plan.total % GRID == 0
 
 
 @pytest.mark.parametrize("speech_seconds", [0.3, 1.0, 2.5])
@@ -73,15 +90,15 @@ def test_hold_lasts_exactly_its_length_with_countdown_at_the_end() -> None:
     countdown = by_kind(plan, Kind.COUNTDOWN)
     assert [c.text for c in countdown] == ["three", "two", "one"]
     end = countdown[-1].end
-    assert end - hold.start == 12 * RATE
-    assert [end - c.start for c in countdown] == [3 * RATE, 2 * RATE, RATE]
+    assert near(end - hold.start, 12 * RATE)
+    assert all(near(end - c.start, k * RATE) for c, k in zip(countdown, [3, 2, 1], strict=True))
 
 
 def test_halfway_only_on_long_holds() -> None:
     long = build_plan(routine(exercises=[{"name": "A", "hold": "30s"}]))
     halfway = by_kind(long, Kind.HALFWAY)
     hold = by_kind(long, Kind.HOLD)[0]
-    assert len(halfway) == 1 and halfway[0].start - hold.start == 15 * RATE
+    assert len(halfway) == 1 and near(halfway[0].start - hold.start, 15 * RATE)
     short = build_plan(routine(exercises=[{"name": "A", "hold": "10s"}]))
     assert not by_kind(short, Kind.HALFWAY)
 
@@ -91,7 +108,7 @@ def test_switch_sides_fills_side_and_takes_the_transition_time() -> None:
     switches = by_kind(plan, Kind.SWITCH_SIDES)
     assert switches[0].text == "Left side first."
     assert "right" in switches[1].text
-    assert switches[1].length == 6 * RATE
+    assert near(switches[1].length, 6 * RATE)
     setups = [e.text for e in plan.events if e.text.startswith("Drop your knees")]
     assert setups == ["Drop your knees left.", "Drop your knees right."]
 
@@ -107,14 +124,14 @@ def test_sets_are_announced_and_rested_between() -> None:
     index = plan.events.index(rests[0])
     following = plan.events[index + 1:]
     end = next(e for e in following if e.kind != Kind.COUNTDOWN).start
-    assert end - rests[0].start == 20 * RATE
+    assert near(end - rests[0].start, 20 * RATE)
 
 
 def test_reps_are_counted_at_the_tempo() -> None:
     plan = build_plan(routine(exercises=[{"name": "Roll", "reps": 4, "tempo": "2.5s"}]))
     reps = by_kind(plan, Kind.REP)
     assert [r.text for r in reps] == ["One.", "Two.", "Three.", "Four, last one."]
-    assert all(r.length == round(2.5 * RATE) for r in reps)
+    assert all(near(r.length, round(2.5 * RATE)) for r in reps)
 
 
 def test_tempo_stretches_rather_than_overlapping_long_counts() -> None:
@@ -135,9 +152,9 @@ def test_phased_reps_speak_breaths_at_their_lengths() -> None:
     }]))
     breaths = by_kind(plan, Kind.BREATH)
     assert [b.text for b in breaths] == ["Breathe in and arch.", "Breathe out and round."] * 2
-    assert all(b.length == 4 * RATE for b in breaths)
+    assert all(near(b.length, 4 * RATE) for b in breaths)
     holds = [e for e in plan.events if e.text == "Hold it."]
-    assert all(h.length == 5 * RATE for h in holds)
+    assert all(near(h.length, 5 * RATE) for h in holds)
     assert [r.text for r in by_kind(plan, Kind.REP)] == ["One.", "Two, last one."]
 
 
@@ -148,7 +165,7 @@ def test_breathing_during_a_hold_follows_the_pace_and_replaces_halfway() -> None
     breaths = by_kind(plan, Kind.BREATH)
     assert [b.text for b in breaths[:4]] == ["Breathe in.", "Breathe out."] * 2
     starts = [b.start for b in breaths]
-    assert starts[1] - starts[0] == 4 * RATE and starts[2] - starts[1] == 6 * RATE
+    assert near(starts[1] - starts[0], 4 * RATE) and near(starts[2] - starts[1], 6 * RATE)
     assert not by_kind(plan, Kind.HALFWAY)
     countdown = by_kind(plan, Kind.COUNTDOWN)
     assert breaths[-1].start + breaths[-1].speech < countdown[0].start
@@ -162,7 +179,7 @@ def test_rest_between_exercises_previews_the_next_one() -> None:
     assert "Twist" in nxt.text
     assert nxt.start == rest.end
     first_twist = next(e for e in plan.events if e.exercise == "Twist")
-    assert first_twist.start - rest.start == 12 * RATE
+    assert near(first_twist.start - rest.start, 12 * RATE)
 
 
 def test_follow_up_with_a_hold() -> None:
@@ -175,7 +192,7 @@ def test_follow_up_with_a_hold() -> None:
     texts = [e.text for e in plan.events]
     rock = texts.index("Now rock gently side to side.")
     straighten = texts.index("Straighten your legs.")
-    assert plan.events[straighten].start - plan.events[rock].start == 10 * RATE
+    assert near(plan.events[straighten].start - plan.events[rock].start, 10 * RATE)
 
 
 def test_exercise_caution_and_limit_note_are_spoken_before_set_up() -> None:
@@ -238,7 +255,7 @@ def test_measured_speech_changes_times_but_not_holds() -> None:
             if "20 seconds" in hold.text:
                 end = next(e for e in plan.events if e.start > hold.start and e.kind not in
                            (Kind.HALFWAY, Kind.COUNTDOWN))
-                assert end.start - hold.start == 20 * RATE
+                assert near(end.start - hold.start, 20 * RATE)
 
 
 def test_plan_is_pure() -> None:

@@ -25,9 +25,9 @@ _QUIET = ("-nostdin", "-hide_banner", "-loglevel", "error")
 _FIX = "reinstall voicecoach's dependencies: `pip install --force-reinstall imageio-ffmpeg`"
 
 _lock = threading.Lock()
-# (value of VOICECOACH_FFMPEG when resolved, resolved path): keyed on the override so
-# that a test (or user) changing the variable is honoured without a restart.
-_resolved: tuple[str | None, str] | None = None
+# (value of VOICECOACH_FFMPEG when resolved, resolved path, its version line): keyed on the
+# override so that a test (or user) changing the variable is honoured without a restart.
+_resolved: tuple[str | None, str, str] | None = None
 
 
 def ffmpeg_exe() -> str:
@@ -36,11 +36,44 @@ def ffmpeg_exe() -> str:
     override = os.environ.get(ENV_FFMPEG) or None
     with _lock:
         if _resolved is None or _resolved[0] != override:
-            _resolved = (override, _locate(override))
+            _resolved = (override, *_locate(override))
         return _resolved[1]
 
 
-def _locate(override: str | None) -> str:
+def ffmpeg_version() -> str:
+    """The first line of `ffmpeg -version` of the ffmpeg in use (it names its build)."""
+    ffmpeg_exe()
+    assert _resolved is not None
+    return _resolved[2]
+
+
+def pcm_format(rate: int = SAMPLE_RATE) -> list[str]:
+    """ffmpeg's options for the project's raw PCM, before `-i` (input) or an output."""
+    return ["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS)]
+
+
+def decode_command(source: str) -> list[str]:
+    """The one decode: any audio at `source` (`file:PATH` or `pipe:0`) to our PCM on stdout."""
+    return [ffmpeg_exe(), *_QUIET, "-i", source, "-vn", "-acodec", "pcm_s16le", *pcm_format(),
+            "pipe:1"]
+
+
+def mp3_command(
+    output: str, bitrate: int, rate: int = SAMPLE_RATE, *, reservoir: bool = True,
+    header: bool = True,
+) -> list[str]:
+    """The one MP3 encode: PCM on stdin to a CBR libmp3lame MP3 at `output` (`file:PATH` or
+    `pipe:1`). `header`: the Xing/LAME frame (ffmpeg fills it in only on a seekable output);
+    without `reservoir` every frame carries all its own bits (frames can be copied singly)."""
+    return [
+        ffmpeg_exe(), *_QUIET, "-y", *pcm_format(rate), "-i", "pipe:0",
+        "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", *([] if reservoir else ["-reservoir", "0"]),
+        "-write_xing", "1" if header else "0", "-id3v2_version", "0", "-write_id3v1", "0",
+        "-f", "mp3", output,
+    ]
+
+
+def _locate(override: str | None) -> tuple[str, str]:
     if override is not None:
         path = shutil.which(override) or override
         source = f"${ENV_FFMPEG}={override}"
@@ -52,11 +85,10 @@ def _locate(override: str | None) -> str:
         except Exception as exc:  # imageio-ffmpeg raises RuntimeError or worse when absent
             raise EncoderError(f"ffmpeg not found: {exc}", fix=_FIX) from None
         source = "imageio-ffmpeg"
-    _probe(path, source)
-    return path
+    return path, _probe(path, source)
 
 
-def _probe(path: str, source: str) -> None:
+def _probe(path: str, source: str) -> str:
     """Run `ffmpeg -version` once so a missing or broken binary fails early and clearly."""
     try:
         done = subprocess.run(
@@ -69,6 +101,7 @@ def _probe(path: str, source: str) -> None:
         raise EncoderError(
             f"ffmpeg at {path} ({source}) is not usable: {last_line(done.stderr)}", fix=_FIX
         )
+    return done.stdout.decode("utf-8", "replace").splitlines()[0].strip()
 
 
 def decode_pcm(source: str | Path | bytes) -> bytes:
@@ -83,8 +116,7 @@ def decode_pcm(source: str | Path | bytes) -> bytes:
         # The file: protocol stops ffmpeg from reading "name:with:colons" as a URL scheme.
         path = Path(source).resolve()
         args, stdin, label = ["-i", f"file:{path}"], None, str(source)
-    output = ["-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(CHANNELS)]
-    cmd = [ffmpeg_exe(), *_QUIET, *args, *output, "-ar", str(SAMPLE_RATE), "pipe:1"]
+    cmd = decode_command(args[1])
     done = _run(cmd, stdin, label)
     return done.stdout
 

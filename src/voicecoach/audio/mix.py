@@ -296,6 +296,9 @@ MAX_CORRECTION = 6.0
 #: about this much against a model of the unlimited clips (measured 0.15-0.3 LU at -16 LUFS); the
 #: check on the limited clips below corrects whatever remains.
 LIMITING_ALLOWANCE = 0.2
+#: Without music the clips' level is a multiple of this (LU) from the target: off by at most
+#: half of it, which the +-1 LU promise has room for.
+LEVEL_STEP = 0.5
 #: Rounds of level, limit, check: one usually; a second when the check is off by more than 0.1.
 
 
@@ -332,7 +335,13 @@ def make_sound(
         wanted = options.loudness - ENCODER_GAIN_DB
         at_zero = lu.gated(track_cells(plan, infos, 0.0, chime_infos, 0.0, bed_at_zero))
         correction = max(-MAX_CORRECTION, min(MAX_CORRECTION, -at_zero))
-        level = wanted + correction + (LIMITING_ALLOWANCE if music is None else 0.0)
+        if music is None:
+            # On a fixed ladder of levels, so that the levelled clips (and the MP3 frames cached
+            # from them, voicecoach.export.stitch) stay the same when a cue changes elsewhere.
+            step = LEVEL_STEP
+            level = wanted + step * round((correction + LIMITING_ALLOWANCE) / step)
+        else:
+            level = wanted + correction
         order = list(dict.fromkeys(e.text for e in plan.events if e.text))
         clips = LevelledClips(order, raw, infos, level, ceiling, cache)
         rendered = {kind: chime_sounds.render(kind, level, ceiling, tones[kind]) for kind in kinds}

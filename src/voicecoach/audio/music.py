@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach import cancel
-from voicecoach.audio.ffmpeg import ffmpeg_exe, last_line
+from voicecoach.audio.ffmpeg import decode_command, last_line
 from voicecoach.audio.loudness import (
     CELL,
     REACH_AFTER,
@@ -21,7 +21,7 @@ from voicecoach.audio.loudness import (
     gated,
     limiter_gain,
 )
-from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH, from_s16, nbytes, whole
+from voicecoach.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, from_s16, nbytes, whole
 from voicecoach.audio.pcm import to_s16 as _pcm
 from voicecoach.errors import EncoderError, UserError, os_fault
 
@@ -65,9 +65,7 @@ class MusicBed:
             self._soften_seam()
 
     def _decode(self, frames: int) -> tuple[int, np.ndarray]:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-               "-i", f"file:{self.path.resolve()}", "-vn", "-f", "s16le", "-acodec", "pcm_s16le",
-               "-ac", str(CHANNELS), "-ar", str(SAMPLE_RATE), "pipe:1"]
+        cmd = decode_command(f"file:{self.path.resolve()}")
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

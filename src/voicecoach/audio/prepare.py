@@ -30,6 +30,8 @@ class Prepared:
     plan: Plan
     clips: Mapping[str, bytes]
     mixer: Mixer
+    #: Where an export keeps each cue's encoded MP3 frames (voicecoach.export.stitch).
+    cache: ClipCache | None = None
 
     def stream(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The audio of frames [start, end) as s16le mono PCM chunks: what export encodes and
@@ -114,7 +116,7 @@ def prepare(
     except BaseException:
         raw.close()
         raise
-    return Prepared(plan, mixer.clips, mixer)
+    return Prepared(plan, mixer.clips, mixer, cache)
 
 
 def _render_and_plan(

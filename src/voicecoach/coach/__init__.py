@@ -102,6 +102,12 @@ class Purpose(StrEnum):
         return self is not Purpose.EXPORT
 
 
+def _env_flag(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "1").strip() != "0"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every choice a front end offers, with its one default."""
@@ -126,6 +132,10 @@ class Settings:
     loudness: float = DEFAULT_LOUDNESS
     bitrate: int = DEFAULT_BITRATE
     transcript: bool = False
+    #: Build tracks from each cue's cached MP3 frames; False encodes the whole track (as a track
+    #: with music always is). Both sound the same (tests/test_stitch.py). $VOICECOACH_STITCH=0
+    #: makes False the default, to compare the two (scripts/bench_export.py --encoder).
+    stitch: bool = dataclasses.field(default_factory=lambda: _env_flag("VOICECOACH_STITCH"))
 
     def plan_options(self, purpose: Purpose = Purpose.EXPORT) -> PlanOptions:
         from voicecoach.plan.timeline import PlanOptions
@@ -146,7 +156,8 @@ class Settings:
     def export_options(self) -> ExportOptions:
         from voicecoach.export.tracks import ExportOptions
 
-        return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume)
+        return ExportOptions(bitrate=self.bitrate, transcript=self.transcript, volume=self.volume,
+                             stitch=self.stitch)
 
 
 class Speech(NamedTuple):
@@ -621,6 +632,7 @@ def export_key(decision: Decision, settings: Settings, *, split: bool = False) -
                    "voice": engine.resolve_voice(settings.voice).id, "rate": settings.rate,
                    "volume": settings.volume},
         "bitrate": settings.bitrate,
+        "stitch": settings.stitch and sound.music is None,
         "split": split,
     })
 

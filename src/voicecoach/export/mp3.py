@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach import cancel
-from voicecoach.audio.ffmpeg import ffmpeg_exe, last_line
-from voicecoach.audio.pcm import CHANNELS, SAMPLE_RATE
+from voicecoach.audio.ffmpeg import last_line, mp3_command
+from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import EncoderError, Fault
 from voicecoach.storage.atomic import atomic_target
 
@@ -53,13 +53,7 @@ def encode_mp3(
 
 
 def _command(tmp: Path, bitrate: int, rate: int) -> list[str]:
-    return [
-        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
-        "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-write_xing", "1",
-        "-id3v2_version", "0", "-write_id3v1", "0",
-        "-f", "mp3", f"file:{tmp}",
-    ]
+    return mp3_command(f"file:{tmp}", bitrate, rate)
 
 
 def _run_ffmpeg(

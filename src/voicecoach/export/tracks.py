@@ -12,11 +12,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from voicecoach import cancel
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import UserError
 from voicecoach.export import freshness
 from voicecoach.export.mp3 import DEFAULT_BITRATE, encode_mp3
 from voicecoach.export.outputs import STDOUT, OutputPlan
+from voicecoach.export.stitch import write_stitched
 from voicecoach.export.tags import Chapter, TrackTags, write_tags
 from voicecoach.plan.timeline import Plan
 from voicecoach.routine.durations import format_clock
@@ -43,6 +45,9 @@ class ExportOptions:
     #: Speech volume: levelling brings every cue to the track's loudness, so a volume could
     #: not change an export; only 1 is accepted, and --loudness sets the level.
     volume: float = 1.0
+    #: Copy each cue's cached MP3 frames (voicecoach.export.stitch) instead of encoding the
+    #: whole track; a track with a music bed is always encoded whole (it needs a mix).
+    stitch: bool = True
 
     def __post_init__(self) -> None:
         if self.volume != 1.0:
@@ -104,14 +109,21 @@ def export_track(
     )
     lrc = dest.with_suffix(".lrc")
     companions = {lrc.name: lrc_text(plan, routine.title)} if options.transcript else {}
-    encode_mp3(
-        prepared.stream(),
-        dest,
-        bitrate=options.bitrate,
-        rate=plan.rate,
-        finish=lambda tmp: write_tags(tmp, _keyed(tags, tmp, key, companions)),
-        on_progress=on_progress,
-    )
+
+    def finish(tmp: Path) -> None:
+        write_tags(tmp, _keyed(tags, tmp, key, companions))
+
+    if options.stitch and prepared.mixer.bed is None:
+        with atomic.atomic_target(dest) as tmp:
+            write_stitched(plan, prepared.clips, prepared.mixer.chimes, tmp,
+                           bitrate=options.bitrate, cache=prepared.cache,
+                           on_progress=on_progress)
+            cancel.stage("tagging")
+            finish(tmp)
+            cancel.check()
+    else:
+        encode_mp3(prepared.stream(), dest, bitrate=options.bitrate, rate=plan.rate,
+                   finish=finish, on_progress=on_progress)
     extras: tuple[Path, ...] = ()
     if options.transcript:
         atomic.write_text(lrc, companions[lrc.name])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from voicecoach.audio.pcm import SAMPLE_RATE
@@ -34,6 +34,10 @@ SETTLE = 1.0
 CHIME_SECONDS = 0.3
 TICK_SECONDS = 0.05
 CHIME_GUARD = 0.1
+#: Cues start on a grid of MP3 frames (576 samples at 16-24 kHz, MPEG-2 layer III): an export
+#: then copies each cue's already-encoded frames instead of encoding the track
+#: (voicecoach.export.stitch), and live play follows the same plan.
+GRID = 576
 
 
 class Kind(str, Enum):
@@ -368,6 +372,8 @@ class _Builder:
             self.exercise(ex)
         self.current = None
         self.say(Kind.FINISH, fill(w.finish, title=r.title), after=SETTLE)
+        self.events, self.blocks = on_grid(self.events, self.blocks, self.gap, self.chime_room)
+        self.cursor, lead_in = self.events[-1].end, self.events[0].start
         return Plan(
             routine_id=r.id,
             title=r.title,
@@ -600,6 +606,39 @@ def place_chimes(
                     _ = place(ChimeKind.TICK, mark, tick) or place(
                         ChimeKind.TICK, mark + second // 2, tick)
     return tuple(sorted(placed, key=lambda c: c.start))
+
+
+def on_grid(
+    events: list[Event], blocks: list[Block], gap: int, room: int, grid: int = GRID
+) -> tuple[list[Event], list[Block]]:
+    """The events moved onto the frame grid: each starts at the first grid point at or after its
+    time, later still if the event before needs it to keep its speech and `gap` (never less
+    than it had; a hold's first words keep `room` for its start chime); lengths follow. No cue
+    moves by more than the grid unless tight cues chain, and the blocks (for the chimes) move
+    with their events."""
+    holds = {b.start for b in blocks if b.kind == "hold"}
+    moved: dict[int, int] = {}
+    out: list[Event] = []
+    at = 0
+    for event in events:
+        start = max(-(-event.start // grid) * grid, at)
+        moved[event.start] = start
+        if out:
+            out[-1] = replace(out[-1], length=start - out[-1].start)
+        out.append(replace(event, start=start))
+        keep = max(gap, room) if event.start in holds else gap
+        need = event.speech + min(keep, event.length - event.speech)
+        at = -(-(start + need) // grid) * grid
+    if out:
+        last = out[-1]
+        end = max(at, last.start + -(-last.length // grid) * grid)
+        moved[events[-1].end] = end
+        out[-1] = replace(last, length=end - last.start)
+    shifted = [
+        Block(b.kind, moved[b.start], moved[b.start] + (b.speech_end - b.start), moved[b.end])
+        for b in blocks
+    ]
+    return out, shifted
 
 
 def _sentence(text: str) -> str:
