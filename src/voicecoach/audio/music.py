@@ -21,7 +21,7 @@ from voicecoach.audio.loudness import (
     gated,
     limiter_gain,
 )
-from voicecoach.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, from_s16, nbytes, whole
+from voicecoach.audio.pcm import SAMPLE_RATE, from_s16, nbytes, whole
 from voicecoach.audio.pcm import to_s16 as _pcm
 from voicecoach.errors import EncoderError, UserError, os_fault
 
@@ -109,7 +109,7 @@ class MusicBed:
                                 fix="give an audio file ffmpeg can decode: mp3, ogg, wav, m4a...")
         if got == 0:
             raise UserError(f"no audio in {self.path}", fix="give an audio file")
-        frames_got = min(got, want) // SAMPLE_WIDTH
+        frames_got = frames_in(min(got, want))
         self._file.truncate(nbytes(frames_got))
         cells = np.concatenate(energies) if energies else np.zeros(0)
         return frames_got, cells[: -(-frames_got // CELL)]

@@ -18,6 +18,11 @@ def frames(pcm: bytes | bytearray | memoryview) -> int:
     return len(pcm) // SAMPLE_WIDTH
 
 
+def frames_in(size: int) -> int:
+    """How many whole frames `size` bytes of PCM hold."""
+    return size // SAMPLE_WIDTH
+
+
 def nbytes(count: int) -> int:
     """How many bytes `count` frames take: every PCM byte count is reckoned here."""
     return count * SAMPLE_WIDTH

@@ -14,7 +14,7 @@ from typing import Any
 
 from voicecoach import cancel
 from voicecoach.audio.ffmpeg import last_line, mp3_command
-from voicecoach.audio.pcm import SAMPLE_RATE
+from voicecoach.audio.pcm import SAMPLE_RATE, frames
 from voicecoach.errors import EncoderError, Fault
 from voicecoach.storage.atomic import atomic_target
 
@@ -75,7 +75,7 @@ def _run_ffmpeg(
                 cancel.check()
                 proc.stdin.write(chunk)
                 if on_progress is not None:
-                    on_progress(len(chunk) // 2)
+                    on_progress(frames(chunk))
             proc.stdin.close()
             code = _wait(proc)
         except BrokenPipeError:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from voicecoach import cancel
 from voicecoach.audio.ffmpeg import ffmpeg_version, last_line, mp3_command
+from voicecoach.audio.pcm import frames as frames_of
+from voicecoach.audio.pcm import nbytes, silence
 from voicecoach.errors import EncoderError, os_fault
 from voicecoach.plan.timeline import GRID, ChimeKind, Plan
 from voicecoach.storage.cache import ClipCache
@@ -128,13 +130,14 @@ def piece_pcm(
 ) -> bytes:
     """The piece's samples: what the stream holds over [start, start + length)."""
     speech = {e.text: e.speech for e in plan.events if e.text}
-    buf = bytearray(piece.length * 2)
+    buf = bytearray(silence(piece.length))
     for offset, source in piece.parts:
         if isinstance(source, ChimeKind):
-            pcm = chimes[source]
+            sound = chimes[source]
         else:
-            pcm = clips[source][: speech[source] * 2]
-        buf[offset * 2 : offset * 2 + len(pcm)] = pcm
+            sound = clips[source][: nbytes(speech[source])]
+        at = nbytes(offset)
+        buf[at : at + len(sound)] = sound
     return bytes(buf)
 
 
@@ -183,12 +186,12 @@ class FrameCache:
         """Encode pieces in one run: each at a grid point with MARGIN silent frames around it.
         A piece's frames are the ones from its first to its last that hold coefficients."""
         cancel.check()
-        gap = bytes(MARGIN * GRID * 2)
+        gap = silence(MARGIN * GRID)
         layout, starts, at = [gap], [], MARGIN * GRID
-        for pcm in pcms:
-            frames = -(-len(pcm) // 2 // GRID)
+        for piece in pcms:
+            frames = -(-frames_of(piece) // GRID)
             starts.append((at // GRID, frames))
-            layout += [pcm, bytes(frames * GRID * 2 - len(pcm)), gap, gap]
+            layout += [piece, silence(frames * GRID - frames_of(piece)), gap, gap]
             at += (frames + 2 * MARGIN) * GRID
         frames_out = split_frames(self._run(b"".join(layout)))
         self.runs += 1
@@ -223,8 +226,8 @@ class FrameCache:
         key = hashlib.sha256(json.dumps(["mp3 silence", *self._settings]).encode()).hexdigest()
         data = self.cache.get(key) if self.cache is not None else None
         if data is None:
-            frames = split_frames(self._run(bytes(4 * MARGIN * GRID * 2)))
-            data = frames[len(frames) // 2]
+            frames = split_frames(self._run(silence(4 * MARGIN * GRID)))
+            data = frames[len(frames) >> 1]  # one from the middle, away from both edges
             if self.cache is not None:
                 self.cache.put(key, data)
         if not is_silent(data):
