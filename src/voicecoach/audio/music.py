@@ -21,7 +21,7 @@ from voicecoach.audio.loudness import (
     gated,
     limiter_gain,
 )
-from voicecoach.audio.pcm import SAMPLE_RATE, from_s16, nbytes, whole
+from voicecoach.audio.pcm import SAMPLE_RATE, frames_in, from_s16, nbytes, whole
 from voicecoach.audio.pcm import to_s16 as _pcm
 from voicecoach.errors import EncoderError, UserError, os_fault
 
