@@ -703,7 +703,7 @@ def export(
 # -- made sessions ---------------------------------------------------------------------------------
 
 def make(request: Request, dest: Path | None = None,
-         settings: Settings | None = None) -> tuple[Composition, Path]:
+         settings: Settings | None = None, *, force: bool = False) -> tuple[Composition, Path]:
     """Compose a session from the library for `request`, timed with the settings' voice; write
     it (never over a file `make` did not write) and keep the request for `today`."""
     from voicecoach.coach import today
@@ -715,7 +715,7 @@ def make(request: Request, dest: Path | None = None,
         check_outputs([], [("session file", dest, None)])
     made = today.make(request, today.speech_measure(*speech(settings or Settings())))
     dest = dest or today.default_output(request.day)
-    today.write(made, dest)
+    today.write(made, dest, force=force)
     today.save_settings(request)
     return made, dest
 
