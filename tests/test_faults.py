@@ -518,3 +518,106 @@ def test_a_clip_cut_short_by_a_signal_never_enters_the_cache(engine: str, tmp_pa
             return
         fraction /= 3  # the clip was done before the signal came: try earlier
     pytest.fail(f"no signal landed inside the clip ({where})")
+
+
+# -- --split: the set of parts is replaced whole ----------------------------------------------
+
+SPLIT_OLD = """\
+title: Split set
+exercises:
+  - name: Old one
+    hold: 20s
+  - name: Old two
+    hold: 20s
+  - name: Old three
+    hold: 20s
+"""
+SPLIT_NEW = SPLIT_OLD.replace("Old", "New").replace("20s", "40s")
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def split_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    """The old set of parts and the new one, each from a clean export (warm cache)."""
+    sets = {}
+    for label, text in (("old", SPLIT_OLD), ("new", SPLIT_NEW)):
+        folder = tmp_path_factory.mktemp(f"split-{label}")
+        (folder / "split-set.yaml").write_text(text, encoding="utf-8")
+        began = time.monotonic()
+        done = subprocess.run(cli("export", "split-set.yaml", "--split", "-o", "parts"),
+                              cwd=folder, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        sets[label] = _listing(folder / "parts")
+        SPLIT_TIME[label] = time.monotonic() - began
+    return sets
+
+
+SPLIT_TIME: dict[str, float] = {}
+
+
+@pytest.mark.slow
+def test_an_interrupted_split_leaves_the_old_set_or_the_new_one(
+    split_sets: dict[str, dict[str, bytes]], tmp_path: Path, seed: int
+) -> None:
+    """SIGINT or SIGTERM at random moments of `export --split` over an older set of the same
+    routine: the folder holds the old set byte for byte, or the whole new one; no temporary."""
+    rng = random.Random(seed)
+    problems: list[str] = []
+    ends = {"old": 0, "new": 0}
+    for i in range(10):
+        folder = tmp_path / f"run{i}"
+        (folder / "parts").mkdir(parents=True)
+        for name, data in split_sets["old"].items():
+            (folder / "parts" / name).write_bytes(data)
+        (folder / "split-set.yaml").write_text(SPLIT_NEW, encoding="utf-8")
+        signum = rng.choice((signal.SIGINT, signal.SIGTERM))
+        proc = subprocess.Popen(cli("export", "split-set.yaml", "--split", "-o", "parts"),
+                                cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        # Over the whole export, a little past a clean run's time: some end with the new set.
+        time.sleep(rng.uniform(0.2, 1.3 * SPLIT_TIME["new"]))
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        got = _listing(folder / "parts")
+        which = [label for label, want in split_sets.items() if got == want]
+        if not which:
+            problems.append(f"run {i} ({signum.name}, exit {proc.returncode}): a mix: "
+                            f"{sorted(got)}; {err[-300:]!r}")
+        # -signum: the signal came before Python had started (nothing was touched).
+        elif proc.returncode not in (0, cancel.EXIT_CODES[signum], -signum) or \
+                (which == ["old"] and proc.returncode == 0):
+            problems.append(f"run {i}: exit {proc.returncode} with the {which[0]} set; {err!r}")
+        else:
+            ends[which[0]] += 1
+        if left := [p.name for p in folder.iterdir() if PART in p.name]:
+            problems.append(f"run {i}: temporaries left: {left}")
+    print(f"seed {seed}: 10 interrupted splits, {ends['old']} kept the old set, "
+          f"{ends['new']} ended with the new one")
+    assert not problems, f"seed {seed}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("there", ["another routine's parts", "a file of the user's"])
+def test_split_never_replaces_what_is_not_its_own_set(
+    there: str, split_sets: dict[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    if there == "another routine's parts":
+        for name, data in split_sets["old"].items():
+            (folder / name).write_bytes(data)
+        (tmp_path / "other.yaml").write_text(SPLIT_NEW, encoding="utf-8")
+        routine, says = "other.yaml", "holds the parts of another routine (split-set.m3u)"
+    else:
+        (folder / "notes.txt").write_text("mine", encoding="utf-8")
+        (tmp_path / "split-set.yaml").write_text(SPLIT_NEW, encoding="utf-8")
+        routine, says = "split-set.yaml", "holds files that are not parts of split-set"
+    before = _listing(folder)
+    done = subprocess.run(cli("export", routine, "--split", "-o", "parts"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
+    assert _listing(folder) == before

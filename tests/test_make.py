@@ -320,3 +320,36 @@ def test_play_today_lands_in_history_and_tomorrow_reacts(run_cli, tmp_path: Path
     nxt = run_cli("make", "--minutes", "2", "--date", tomorrow, "-o", "next.yaml", env=env)
     assert nxt.returncode == 0, nxt.stderr
     assert not names & {e.name for e in load_routine(tmp_path / "next.yaml").exercises}
+
+
+_EDITS = {
+    "a word changed": lambda t: t.replace("title:", "title: My", 1),
+    "a line added at the end": lambda t: t + "# my note\n",
+    "the digest line removed": lambda t: t.rsplit("# voicecoach make sha256:", 1)[0],
+    "the digest line rewritten": lambda t: t[:-10] + "012345678\n",
+    "line endings changed": lambda t: t.replace("\n", "\r\n"),
+    "not a made file": lambda t: "title: mine\nexercises: []\n",
+}
+
+
+def test_make_replaces_only_its_own_unchanged_file(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every way the file at -o can differ from what `make` wrote: refused with one line (exit
+    2) and left as it is; --force replaces it; an unchanged made file is simply replaced."""
+    env = _env(tmp_path)
+    args = ("make", "--minutes", "3", "--date", "2025-09-01", "-o", "s.yaml")
+    first = run_cli(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    made = (tmp_path / "s.yaml").read_text(encoding="utf-8")
+    again = run_cli(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    for what, edit in _EDITS.items():
+        changed = edit(made)
+        (tmp_path / "s.yaml").write_bytes(changed.encode("utf-8"))
+        refused = run_cli(*args, env=env)
+        assert refused.returncode == 2, (what, refused.stderr)
+        assert len(refused.stderr.splitlines()) == 1 and "--force" in refused.stderr, \
+            (what, refused.stderr)
+        assert (tmp_path / "s.yaml").read_bytes() == changed.encode("utf-8"), what
+    forced = run_cli(*args, "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "s.yaml").read_text(encoding="utf-8").startswith(made.splitlines()[0])

@@ -17,7 +17,7 @@ from voicecoach.live.player import NoSoundDevice, Player, open_device, sections
 from voicecoach.plan.timeline import Kind, PlanOptions, build_plan, from_onwards, select_exercises
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
-from voicecoach.safety.history import History
+from voicecoach.safety.history import History, SessionRecord
 from voicecoach.safety.rules import QUESTIONS, Screening, assess
 
 ROUTINE = """\
@@ -200,3 +200,146 @@ def test_contradictory_answers_on_the_command_line_change_nothing(tmp_path: Path
     assert not (tmp_path / "safety.json").exists()
     done = run_cli("safety", *others, "--answer", "pregnant=no", "--answer", "pregnant=n", env=env)
     assert done.returncode == 0, done.stderr
+
+
+LIMITED = """\
+title: Limited records
+defaults: {rest: 1s, countdown: 0, step_pause: 0.3s}
+exercises:
+  - name: Arms up
+    hold: 1s
+  - name: Side crack
+    setup: ["Turn to the side.", "Let it go."]
+    hold: 3s
+    limits: {wait: 1h, max_per_day: 2}
+  - name: Knees in
+    hold: 1s
+"""
+
+
+def _stop_inside(player: Player) -> None:
+    begin = sections(player.plan)[2].start / player.rate
+    _wait(lambda: player.state().position >= begin + 0.3)
+    player.stop()
+
+
+def _skip_out_of(player: Player) -> None:
+    begin = sections(player.plan)[2].start / player.rate
+    _wait(lambda: player.state().position >= begin + 0.3)
+    player.next_exercise()
+    _wait(lambda: player.state().exercise == "Knees in")
+    player.stop()
+
+
+def _skip_into_then_stop(player: Player) -> None:
+    """`n` from the first exercise straight into the limited one, stopped as soon as any of it
+    was heard (a stop before its first frame plays leaves it unbegun)."""
+    _wait(lambda: player.state().exercise == "Arms up")
+    player.next_exercise()
+    begin = sections(player.plan)[2].start / player.rate
+    _wait(lambda: player.state().position > begin + 0.05)
+    player.stop()
+
+
+BEGUN = {"stopped inside it": _stop_inside, "skipped out of it": _skip_out_of,
+         "skipped into it and stopped": _skip_into_then_stop}
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from voicecoach.audio.prepare import prepare
+    from voicecoach.speech import VoiceSettings, get_engine
+    from voicecoach.storage.cache import ClipCache
+
+    path = tmp_path_factory.mktemp("limited") / "limited-records.yaml"
+    path.write_text(LIMITED, encoding="utf-8")
+    made = prepare(load_routine(path), PlanOptions(lead_in=0.0), engine=get_engine(None),
+                   settings=VoiceSettings(), cache=ClipCache())
+    yield path, made
+    made.close()
+
+
+def _limits_everywhere(history: History, routine, now: float) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    """What each reader of history says of the limited move now: `play`/`serve` (assess) and
+    `make`/`today` (compose)."""
+    import datetime as dt
+
+    from voicecoach.coach import today
+    from voicecoach.plan import compose
+    from voicecoach.routine.wording import wording
+
+    screening = Screening({q.key: False for q in QUESTIONS})
+    verdict = assess(routine, history=history, screening=screening, now=now)
+    ex = next(e for e in routine.exercises if e.limits)
+    day = dt.date.fromtimestamp(now)
+    facts = today.facts(day, history, screening, now)
+    return {"assess": next((e.code for e in verdict.excluded), None),
+            "compose": compose._limit_reason(ex, facts, day, wording(routine.language))}
+
+
+@pytest.mark.parametrize("way", sorted(BEGUN))
+def test_a_limited_move_begun_counts_for_its_limits_and_nothing_else(
+    way: str, limited, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Every way a live session can begin a limited move without playing it through: it counts
+    towards its wait and daily count for every reader of history, and towards nothing else."""
+    from voicecoach import coach
+
+    path, made = limited
+    monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path))
+    routine = load_routine(path)
+    player = Player(made, audio="none")
+    player.start()
+    try:
+        BEGUN[way](player)
+        result = player.wait(60)
+    finally:
+        player.close()
+    assert result is not None and "Side crack" in result.exercises_started, result
+    assert "Side crack" not in result.exercises_completed
+    decision = coach.decide(routine, coach.Settings(), coach.Purpose.PLAY)
+    coach.record(coach.Session(decision, made, time.time()), result)
+    history = History(tmp_path)
+    now = time.time() + 60
+    said = _limits_everywhere(history, routine, now)
+    assert said["assess"] == "wait" and said["compose"], said
+    # An hour later the wait is over; a second begun attempt reaches the daily count of two.
+    later = now + 3700
+    assert _limits_everywhere(history, routine, later) == {"assess": None, "compose": None}
+    history.record(SessionRecord(routine.id, routine.title, "live", later, later, False, 1.0,
+                                 exercises_started=("Side crack",)))
+    after = later + 3700
+    if dt_same_day(now, after):
+        said = _limits_everywhere(history, routine, after)
+        assert said["assess"] == "count" and said["compose"], said
+    # Familiarity and streaks keep their rule: only an exercise played through counts.
+    sessions = history.sessions()
+    assert all(s.counts is bool(s.exercises_done) for s in sessions), sessions
+    assert sessions[-1].exercises_done == len(result.exercises_completed), sessions
+    if not result.exercises_completed:
+        assert history.live_sessions(routine.id) == 0 and not history.active_days()
+
+
+def dt_same_day(a: float, b: float) -> bool:
+    import datetime as dt
+
+    return dt.date.fromtimestamp(a) == dt.date.fromtimestamp(b)
+
+
+def test_a_history_from_before_begun_moves_keeps_every_row_as_played_through(
+    tmp_path: Path
+) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "history.sqlite3")
+    conn.executescript(
+        "CREATE TABLE exercises_done (session_id INTEGER NOT NULL, routine TEXT NOT NULL,"
+        " exercise TEXT NOT NULL, done_at REAL NOT NULL, forced INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO exercises_done VALUES (1, 'r', 'A', 10, 0);")
+    conn.close()
+    history = History(tmp_path)
+    history.record(SessionRecord("r", "R", "live", 20, 30, False, 5.0, ("B",),
+                                 exercises_started=("C",)))
+    rows = sqlite3.connect(tmp_path / "history.sqlite3").execute(
+        "SELECT exercise, finished FROM exercises_done ORDER BY exercise").fetchall()
+    assert rows == [("A", 1), ("B", 1), ("C", 0)]

@@ -327,6 +327,34 @@ def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
 
 
+def test_a_limited_move_begun_on_the_phone_counts_for_its_limits_only(tmp_path: Path) -> None:
+    """The page reached the limited move and the session ended there: the move counts towards
+    its daily count (left out of the next track, and of `show --for play`), the session towards
+    nothing else."""
+    routines_dir(tmp_path)
+    server = Server(tmp_path, "--no-library", "--routines", str(tmp_path / "routines")).start()
+    try:
+        answer_screening(server)
+        made = _made(server, "two-quick-moves")
+        session = {"session": "test-session-2"}
+        assert server.post("api/events", {**session, "event": "start", "routine":
+                                          "two-quick-moves", "key": made["key"]})[0] == 200
+        assert server.post("api/events", {**session, "event": "reached",
+                                          "exercise": "Shoulder roll", "position": 5})[0] == 200
+        status, _ = server.post("api/events", {**session, "event": "end", "completed": False,
+                                               "position": 6})
+        assert status == 200
+        after = _made(server, "two-quick-moves")
+        assert [x["exercise"] for x in after["left_out"]] == ["Shoulder roll"]
+    finally:
+        assert server.stop() == 130
+    history = _history(tmp_path)
+    assert [(s["kind"], s["counts"], s["exercises_done"]) for s in history["sessions"]] == \
+        [("phone", False, 0)]
+    shown = _show_for_play(tmp_path, "two-quick-moves")
+    assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
+
+
 def test_guids_survive_a_restart_and_change_only_with_the_track(home: Path, server: Server) -> None:
     _, _, raw = server.get("feed")
     before = {i.findtext("title"): i.findtext("guid") for i in ET.fromstring(raw).iter("item")}
@@ -469,7 +497,8 @@ def test_a_history_from_before_phone_sessions_takes_them_and_keeps_its_rows(
 
     from voicecoach.safety.history import _SCHEMA, History, SessionRecord
 
-    old = _SCHEMA.replace("'live', 'export', 'phone'", "'live', 'export'")
+    old = _SCHEMA.replace("'live', 'export', 'phone'", "'live', 'export'").replace(
+        ",\n    finished INTEGER NOT NULL DEFAULT 1", "")
     with sqlite3.connect(tmp_path / "history.sqlite3") as conn:
         conn.executescript(old + "; PRAGMA user_version = 1;")
         conn.execute("INSERT INTO sessions (routine, title, kind, started, ended, completed,"

@@ -23,6 +23,7 @@ def make(
     date: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", help="The day to plan for (default: today); limits and variety are judged on that day.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The routine file to write (default: session-DATE.yaml here).")] = None,
     i_understand: UnderstandOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the -o file even if you edited it, or `make` did not write it.")] = False,
 ) -> None:
     """Make a session from the whole library: your minutes, focus and equipment, a fresh mix each day.
 
@@ -34,7 +35,7 @@ def make(
     day = _parse_date(date)
     request = coach.Request(minutes, day, tuple(focus or ()), tuple(equipment or coach.DEFAULT_EQUIPMENT),
                       gentle, i_understand)
-    made, dest = coach.make(request, output)
+    made, dest = coach.make(request, output, force=force)
     typer.echo(f"Wrote {dest}: {made.routine.title}, {coach.format_clock(made.seconds)} "
                f"({len(made.routine.exercises)} exercises from {made.pool} eligible)")
     for title, start, end in made.plan.chapters()[1:]:

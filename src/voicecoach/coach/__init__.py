@@ -536,21 +536,24 @@ def record(session: Session, result: SessionResult | None = None, *,
             routine=routine.id, title=routine.title, kind="live", started=session.started,
             ended=ended, completed=result.completed, position=result.position,
             exercises_done=result.exercises_completed, stopped_at=result.stopped_at,
-            forced=bool(verdict.forced), detail=verdict.detail)
+            forced=bool(verdict.forced), detail=verdict.detail,
+            exercises_started=result.exercises_started)
     History().record(entry)
     return entry
 
 
 def record_remote(routine: Routine, *, started: float, position: float, completed: bool,
                   exercises_done: tuple[str, ...], stopped_at: str | None, detail: str,
-                  kind: str = "phone") -> SessionRecord:
+                  kind: str = "phone", exercises_started: tuple[str, ...] = ()
+                  ) -> SessionRecord:
     """Write a session played elsewhere (a phone, through `serve`) to history; the history
     counts it by the same rule as a live session."""
     from voicecoach.safety.history import History, SessionRecord
 
     entry = SessionRecord(routine=routine.id, title=routine.title, kind=kind, started=started,
                           ended=time.time(), completed=completed, position=position,
-                          exercises_done=exercises_done, stopped_at=stopped_at, detail=detail)
+                          exercises_done=exercises_done, stopped_at=stopped_at, detail=detail,
+                          exercises_started=exercises_started)
     History().record(entry)
     return entry
 
@@ -724,7 +727,7 @@ def export(
 # -- made sessions ---------------------------------------------------------------------------------
 
 def make(request: Request, dest: Path | None = None,
-         settings: Settings | None = None) -> tuple[Composition, Path]:
+         settings: Settings | None = None, *, force: bool = False) -> tuple[Composition, Path]:
     """Compose a session from the library for `request`, timed with the settings' voice; write
     it (never over a file `make` did not write) and keep the request for `today`."""
     from voicecoach.coach import today
@@ -736,7 +739,7 @@ def make(request: Request, dest: Path | None = None,
         check_outputs([], [("session file", dest, None)])
     made = today.make(request, today.speech_measure(*speech(settings or Settings())))
     dest = dest or today.default_output(request.day)
-    today.write(made, dest)
+    today.write(made, dest, force=force)
     today.save_settings(request)
     return made, dest
 

@@ -4,6 +4,7 @@ settings."""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -86,17 +87,38 @@ def make(
     return compose.compose(library(), request, facts(request.day, history, screening, now), measure)
 
 
-def write(composition: Composition, dest: Path) -> None:
-    """Write atomically; never over a file that `make` did not write (it may be someone's work)."""
-    if dest.exists():
+def write(composition: Composition, dest: Path, *, force: bool = False) -> None:
+    """Write atomically, with a last line holding the digest of the rest; never over a file
+    that `make` did not write or that was changed since (it is someone's work), unless force."""
+    if dest.exists() and not force:
         try:
-            head = dest.read_text(encoding="utf-8", errors="replace")[:2000]
+            text = dest.read_bytes()[:MAX_MADE].decode("utf-8", errors="replace")
         except OSError as exc:
             raise UserError(f"{dest}: cannot read ({exc.strerror})") from None
-        if MADE_MARK not in head:
+        if MADE_MARK not in text[:2000]:
             raise UserError(f"{dest} exists and was not made by `voicecoach make`",
-                            fix="choose another -o FILE, or move that file away")
-    atomic.write_text(dest, composition.text)
+                            fix="choose another -o FILE, move that file away, or add --force")
+        if not is_unchanged(text):
+            raise UserError(f"{dest} was changed since `voicecoach make` wrote it",
+                            fix="choose another -o FILE to keep your changes, or add --force "
+                                "to replace it")
+    atomic.write_text(dest, stamped(composition.text))
+
+
+#: The last line of a made file: the digest of everything above it.
+STAMP = "# voicecoach make sha256:"
+#: A made file is far smaller; reading more would only be to refuse it.
+MAX_MADE = 1_000_000
+
+
+def stamped(text: str) -> str:
+    return f"{text}{STAMP}{hashlib.sha256(text.encode('utf-8')).hexdigest()}\n"
+
+
+def is_unchanged(text: str) -> bool:
+    """True when `text` ends with the stamp of exactly the text above it."""
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    return last.startswith(STAMP) and stamped(body + "\n") == text
 
 
 def default_output(day: _dt.date) -> Path:

@@ -106,7 +106,7 @@ def _check_name_lengths(path: Path, folder: bool) -> None:
     limit = _name_max(path)
     for index, part in enumerate(path.parts):
         last = index == len(path.parts) - 1
-        room = limit - (_TEMP_OVERHEAD if last and not folder else 0)
+        room = limit - (_TEMP_OVERHEAD if last else 0)  # a --split set is made beside too
         if len(os.fsencode(part)) > room:
             raise UserError(f"{path}: the name {part[:20]}... is too long for the file system "
                             f"({len(os.fsencode(part))} bytes; at most {room})",

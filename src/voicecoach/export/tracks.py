@@ -4,6 +4,7 @@ captions."""
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -144,41 +145,68 @@ def export_split(
     for that), so a part is only as fresh as the whole set."""
     plan = prepared.plan
     parts = plan.chapters()
-    tracks = []
     names = part_names([title for title, _, _ in parts])
-    playlist = folder / playlist_name(routine.id)
     playlist_text = m3u_text([Track(folder / name, (end - start) / plan.rate, 0)
                               for (_, start, end), name in zip(parts, names, strict=True)],
                              routine.title)
-    for number, ((title, start, end), name) in enumerate(zip(parts, names, strict=True), 1):
-        dest = folder / name
-        lrc = dest.with_suffix(".lrc")
-        companions = {playlist.name: playlist_text}
-        if options.transcript:
-            companions[lrc.name] = lrc_text(plan, title, start, end)
-        tags = TrackTags(
-            title=title,
-            album=routine.title,
-            year=_dt.date.today().year,
-            comment=_comment(routine),
-            track=(number, len(parts)),
-            length_ms=_ms(plan, end - start),
-        )
-        encode_mp3(
-            prepared.stream(start, end),
-            dest,
-            bitrate=options.bitrate,
-            rate=plan.rate,
-            finish=partial(_finish, tags=tags, key=key, companions=companions),
-            on_progress=on_progress,
-        )
-        extras: tuple[Path, ...] = ()
-        if options.transcript:
-            atomic.write_text(lrc, companions[lrc.name])
-            extras = (lrc,)
-        tracks.append(Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras))
-    atomic.write_text(playlist, playlist_text)
-    return [*tracks[:-1], _with_extra(tracks[-1], playlist)] if tracks else tracks
+    # The parts are one set: made in a folder beside, then swapped in whole, so an interrupt
+    # leaves the old set or the new one, never new parts beside old ones and an old playlist.
+    with atomic.replaced_folder(folder) as work:
+        tracks = [_write_part(plan, routine, prepared, work / name, number, len(parts),
+                              (title, start, end), playlist_text, options, on_progress, key)
+                  for number, ((title, start, end), name)
+                  in enumerate(zip(parts, names, strict=True), 1)]
+        playlist = work / playlist_name(routine.id)
+        atomic.write_text(playlist, playlist_text)
+    tracks = [Track(folder / t.path.name, t.duration, t.size, t.chapters,
+                    tuple(folder / e.name for e in t.extras)) for t in tracks]
+    return [*tracks[:-1], _with_extra(tracks[-1], folder / playlist.name)] if tracks else tracks
+
+
+def _write_part(plan: Plan, routine: Routine, prepared: Prepared, dest: Path, number: int,
+                count: int, part: tuple[str, int, int], playlist_text: str,
+                options: ExportOptions, on_progress: Progress | None, key: str | None) -> Track:
+    title, start, end = part
+    lrc = dest.with_suffix(".lrc")
+    companions = {playlist_name(routine.id): playlist_text}
+    if options.transcript:
+        companions[lrc.name] = lrc_text(plan, title, start, end)
+    tags = TrackTags(title=title, album=routine.title, year=_dt.date.today().year,
+                     comment=_comment(routine), track=(number, count),
+                     length_ms=_ms(plan, end - start))
+    encode_mp3(prepared.stream(start, end), dest, bitrate=options.bitrate, rate=plan.rate,
+               finish=partial(_finish, tags=tags, key=key, companions=companions),
+               on_progress=on_progress)
+    extras: tuple[Path, ...] = ()
+    if options.transcript:
+        atomic.write_text(lrc, companions[lrc.name])
+        extras = (lrc,)
+    return Track(dest, (end - start) / plan.rate, dest.stat().st_size, (), extras)
+
+
+def check_split_folder(folder: Path, routine_id: str) -> None:
+    """A --split folder holds one routine's set, replaced whole: refuse one that holds another
+    routine's parts or files that are not parts (they would go with the old set)."""
+    try:
+        entries = sorted(p.name for p in folder.iterdir())
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable or not a folder: the output checks and the write say why
+    own = playlist_name(routine_id)
+    for name in entries:
+        if name.endswith(".m3u") and name != own:
+            raise UserError(f"{folder}: holds the parts of another routine ({name})",
+                            fix=f"give each routine its own folder, e.g. -o {routine_id}")
+    foreign = [n for n in entries if n != own and not _PART.match(n) and not atomic.is_temporary(n)]
+    if foreign:
+        raise UserError(f"{folder}: holds files that are not parts of {routine_id} "
+                        f"(e.g. {foreign[0]}); --split replaces the folder's set whole",
+                        fix=f"choose a new or empty folder, e.g. -o {routine_id}")
+
+
+#: The names part_names gives (and their transcripts).
+_PART = re.compile(r"^\d{2,}-[\w-]+\.(mp3|lrc)$")
 
 
 def _finish(tmp: Path, *, tags: TrackTags, key: str | None, companions: dict[str, str]) -> None:
@@ -229,6 +257,7 @@ def plan_outputs(
         return
     if split:
         outputs.fill("output of --split", dest)
+        check_split_folder(dest, routine.id)
         for name in part_names([title for title, _, _ in plan.chapters()]):
             outputs.write("track", dest / name)
             if options.transcript:

@@ -112,6 +112,9 @@ class SessionResult:
     exercises_completed: tuple[str, ...]
     stopped_at: str | None
     paused: float
+    #: Exercises reached (some of them played) but not played through: a limited move counts
+    #: towards its wait and daily count once it was begun, however it ended.
+    exercises_started: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ class Transport:
         self._device_clock = -math.inf
         self._paused_frames = 0
         self._completed: set[int] = set()
+        self._entered: set[int] = set()
         self._reached_end = False
         #: Clips read ahead for `repeat_last_cue`, so the audio callback does not touch the disk.
         self._clip_bytes: dict[str, bytes] = {}
@@ -318,10 +322,13 @@ class Transport:
         pos, paused = self._pos, self._paused_frames
         done = sorted(self._completed)
         names = tuple(n for k in done if (n := self._sections[k].name) is not None)
+        begun = tuple(n for k in sorted(self._entered - self._completed)
+                      if (n := self._sections[k].name) is not None)
         here = self._sections[self._section_at(pos)].name
         return SessionResult(
             completed=self._reached_end, position=pos / self.rate, exercises_completed=names,
             stopped_at=None if self._reached_end else here, paused=paused / self.rate,
+            exercises_started=begun,
         )
 
     # -- filling the device's buffer -----------------------------------------------------------
@@ -388,6 +395,8 @@ class Transport:
                     for s in range(bisect.bisect_right(self._own_ends, self._pos),
                                    bisect.bisect_right(self._own_ends, self._pos + k)):
                         self._completed.add(s)
+                    self._entered.update(range(self._section_at(self._pos),
+                                               self._section_at(self._pos + k - 1) + 1))
                 self._pos += k
             out += self._shape(pcm, k, target)
             done += k

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS exercises_done (
     routine TEXT NOT NULL,
     exercise TEXT NOT NULL,
     done_at REAL NOT NULL,
-    forced INTEGER NOT NULL DEFAULT 0
+    forced INTEGER NOT NULL DEFAULT 0,
+    finished INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS exercises_done_by_name ON exercises_done (routine, exercise, done_at);
 CREATE INDEX IF NOT EXISTS sessions_by_routine ON sessions (routine, started);
@@ -72,6 +73,9 @@ class SessionRecord:
     stopped_at: str | None = None
     forced: bool = False
     detail: str = "full"
+    #: Exercises begun but not played through: they count towards frequency limits (a cracking
+    #: move stopped half-way was still done, at least in part), never towards familiarity.
+    exercises_started: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,14 @@ class History:
                  int(session.forced), session.detail),
             )
             session_id = int(cur.lastrowid or 0)
+            finished = [(name, 1) for name in session.exercises_done]
+            begun = [(name, 0) for name in dict.fromkeys(session.exercises_started)
+                     if name not in session.exercises_done]
             conn.executemany(
-                "INSERT INTO exercises_done (session_id, routine, exercise, done_at, forced)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(session_id, session.routine, name, session.ended, int(session.forced))
-                 for name in session.exercises_done],
+                "INSERT INTO exercises_done (session_id, routine, exercise, done_at, forced,"
+                " finished) VALUES (?, ?, ?, ?, ?, ?)",
+                [(session_id, session.routine, name, session.ended, int(session.forced), done)
+                 for name, done in finished + begun],
             )
         return session_id
 
@@ -213,7 +220,8 @@ class History:
 
     def sessions(self, routine: str | None = None, limit: int | None = None) -> list[Session]:
         query = ("SELECT id, routine, title, kind, started, ended, completed, position, stopped_at,"
-                 " forced, (SELECT COUNT(*) FROM exercises_done d WHERE d.session_id = sessions.id)"
+                 " forced, (SELECT COUNT(*) FROM exercises_done d WHERE d.session_id = sessions.id"
+                 " AND d.finished = 1)"
                  " FROM sessions")
         args: list[object] = []
         if routine:
@@ -233,6 +241,7 @@ class History:
         return int(rows[0][0])
 
     def done_times(self, routine: str, exercise: str, since: float) -> list[float]:
+        """When this exercise was done or begun since `since`: what its limits count."""
         rows = self._rows(
             "SELECT done_at FROM exercises_done WHERE routine = ? AND exercise = ? AND done_at >= ?"
             " ORDER BY done_at",
@@ -241,7 +250,8 @@ class History:
         return [r[0] for r in rows]
 
     def done_since(self, since: float) -> list[tuple[str, float]]:
-        """(exercise, done_at) of every exercise done in any routine since `since`."""
+        """(exercise, done_at) of every exercise done or begun in any routine since `since`: the
+        one reading every front end's limits count from (live, phone, `make`)."""
         rows = self._rows("SELECT exercise, done_at FROM exercises_done WHERE done_at >= ?"
                           " ORDER BY done_at", (since,))
         return [(r[0], r[1]) for r in rows]
@@ -273,7 +283,8 @@ class History:
 #: (`voicecoach serve`); both count by the same rule.
 _PLAYED = "('live', 'phone')"
 #: A live session counts (familiarity, streaks) only if an exercise in it was played through.
-_DID_SOMETHING = "EXISTS (SELECT 1 FROM exercises_done d WHERE d.session_id = s.id)"
+_DID_SOMETHING = ("EXISTS (SELECT 1 FROM exercises_done d WHERE d.session_id = s.id"
+                  " AND d.finished = 1)")
 
 
 class _Corrupt(sqlite3.DatabaseError):
@@ -293,6 +304,7 @@ def _create(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     _allow_phone(conn)
+    _add_finished(conn)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -314,6 +326,13 @@ def _allow_phone(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE sessions")
     conn.execute("ALTER TABLE sessions_new RENAME TO sessions")
     conn.execute("CREATE INDEX IF NOT EXISTS sessions_by_routine ON sessions (routine, started)")
+
+
+def _add_finished(conn: sqlite3.Connection) -> None:
+    """A history from before begun exercises were kept: every row it has was played through."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(exercises_done)")}
+    if "finished" not in columns:
+        conn.execute("ALTER TABLE exercises_done ADD COLUMN finished INTEGER NOT NULL DEFAULT 1")
 
 
 @contextlib.contextmanager

@@ -56,6 +56,8 @@ class Open:
     position: float = 0.0
     reached: str | None = None
     done: list[str] = field(default_factory=list)
+    #: Every exercise the page reached: one begun counts towards its limits, as `play`'s do.
+    begun: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -304,6 +306,8 @@ async def events(request: Request) -> Response:
             raise _Bad(400, "exercise: one of the track's exercises")
         if kind == "reached":
             session.reached = name
+            if name not in session.begun:
+                session.begun.append(name)
         elif name not in session.done:
             session.done.append(name)
         return JSONResponse({"ok": True})
@@ -335,7 +339,8 @@ def _record(session: Open, completed: bool) -> None:
     done = tuple(n for n in session.exercises if n in session.done)
     core.record_phone_session(
         session.decision, session.started, session.position, completed=completed,
-        exercises_done=done, stopped_at=None if completed else session.reached)
+        exercises_done=done, stopped_at=None if completed else session.reached,
+        exercises_started=tuple(n for n in session.exercises if n in session.begun))
 
 
 def finish_open(state: State) -> None:

@@ -75,11 +75,12 @@ def make_track(decision: Decision, dest: Path) -> tuple[Plan, dict[str, object]]
 
 def record_phone_session(decision: Decision, started: float, position: float, *,
                          completed: bool, exercises_done: tuple[str, ...],
-                         stopped_at: str | None) -> None:
+                         stopped_at: str | None, exercises_started: tuple[str, ...] = ()) -> None:
     """A session played on the phone, in history like a live one (the same rule counts it)."""
     coach.record_remote(decision.routine, started=started, position=position,
                         completed=completed, exercises_done=exercises_done,
-                        stopped_at=stopped_at, detail=decision.detail, kind="phone")
+                        stopped_at=stopped_at, detail=decision.detail, kind="phone",
+                        exercises_started=exercises_started)
 
 
 def screening() -> dict[str, object]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,11 @@ from voicecoach.errors import UserError, os_fault
 
 _TAG = "voicecoach-part"
 _PATTERN = re.compile(rf"^\.(?P<name>.+)\.{_TAG}-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def is_temporary(name: str) -> bool:
+    """A name temp_path gives."""
+    return _PATTERN.match(name) is not None
 
 
 def temp_path(dest: Path) -> Path:
@@ -48,6 +56,60 @@ def atomic_target(dest: Path) -> Iterator[Path]:
         # must not hide the error that brought us here.
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def replaced_folder(dest: Path) -> Iterator[Path]:
+    """Yield a new empty folder beside `dest` to fill; on success it takes the place of `dest`
+    (and what was there goes) in one step, on any failure it goes: `dest` holds the old set of
+    files or the new one, never a mix."""
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(dest.parent)
+        work = temp_path(dest)
+        work.mkdir()
+    except OSError as exc:
+        raise os_fault(exc, f"creating a folder beside {dest}") from None
+    try:
+        yield work
+        try:
+            _swap_in(work, dest)
+        except OSError as exc:
+            raise os_fault(exc, f"moving the finished files to {dest}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_in(work: Path, dest: Path) -> None:
+    """Put `work` at `dest`; the old `dest`, if any, ends at `work` (removed by the caller)."""
+    if not dest.exists():
+        os.rename(work, dest)
+        return
+    if _exchange(work, dest):
+        return
+    # No atomic exchange here: two renames, with the old set kept under a temporary name (the
+    # next run removes it) for the instant between them.
+    old = temp_path(dest)
+    os.rename(dest, old)
+    os.rename(work, dest)
+    os.rename(old, work)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_bytes(dest: Path, data: bytes) -> None:
@@ -87,7 +149,10 @@ def remove_stale(folder: Path) -> list[Path]:
         match = _PATTERN.match(entry.name)
         if match and not _alive(int(match["pid"])):
             with contextlib.suppress(OSError):
-                entry.unlink()
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)  # a --split set being made (see replaced_folder)
+                else:
+                    entry.unlink()
                 removed.append(entry)
     return removed
 
