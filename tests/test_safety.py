@@ -288,6 +288,7 @@ def test_show_for_play_applies_limits_and_show_for_export_matches_the_track(  # 
     assert [item["exercise"] for item in live["left_out"]] == ["Roll"]
     assert live["events"][0]["start"] == 0.0
     shown = json.loads(run_cli("show", "r.yaml", "--json", env=env).stdout)
-    assert shown["left_out"] == [] and shown["events"][0]["start"] == 1.5
+    # Export's 1.5 s lead-in, on the MP3 frame grid (576 samples at 22.05 kHz): 1.515 s.
+    assert shown["left_out"] == [] and shown["events"][0]["start"] == 1.515
     track = json.loads(run_cli("export", "r.yaml", "-o", "r.mp3", "--json", env=env).stdout)[0]
     assert track["duration"] == shown["duration"]

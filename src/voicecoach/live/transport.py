@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -217,10 +218,10 @@ class Transport:
         self._insert_cue: int | None = None
         self._pending_insert = memoryview(b"")
         self._anchor: float | None = None
-        #: When the last frame handed to the device will play: a device that asks ahead of real
-        #: time may call again before the frames of its last call have played, and the stamps
-        #: of what it gets must not go back before them.
-        self._device_clock = -math.inf
+        #: The latest stamp logged: a device that asks ahead of real time may call again before
+        #: the frames of its last call have played, and a record must not be stamped before the
+        #: one logged ahead of it (a seek's landing cue before the seek).
+        self._last_stamp = -math.inf
         self._paused_frames = 0
         self._completed: set[int] = set()
         self._entered: set[int] = set()
@@ -336,8 +337,6 @@ class Transport:
     def fill(self, n: int, now: float) -> bytes:
         """n frames for the device; `now` is when the device asked for them."""
         rate = self.rate
-        now = max(now, self._device_clock)
-        self._device_clock = now + n / rate
         if self._anchor is None:
             self._anchor = now - self._pos / rate
         out = bytearray()
@@ -504,6 +503,9 @@ class Transport:
         return piece
 
     def _emit(self, record: Record) -> None:
+        if record.actual < self._last_stamp:  # only the stamp: the timeline's clock is untouched
+            record = dataclasses.replace(record, actual=self._last_stamp)
+        self._last_stamp = record.actual
         self.log.append(record)
         self._on_record(record)
 
