@@ -17,12 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-)
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +25,7 @@ from voicecoach import cancel
 from voicecoach.errors import UserError, VoicecoachError
 from voicecoach.serve import core
 from voicecoach.serve import feed as feeds
+from voicecoach.serve.ranges import FileRanges
 from voicecoach.serve.token import matches
 from voicecoach.serve.tracks import Made, TrackStore
 
@@ -193,9 +189,10 @@ async def track(request: Request) -> Response:
     made = await _made(request)
     if made is None:
         return _no()
-    # Starlette's FileResponse answers Range (206, 416) and HEAD; phones seek with it.
-    return FileResponse(made.path, media_type="audio/mpeg", content_disposition_type="inline",
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    # Phones seek with Range; the key names the content, so it is the ETag and never changes.
+    return FileRanges(made.path, made.key, "audio/mpeg", headers={
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "Content-Disposition": "inline"})
 
 
 @guarded

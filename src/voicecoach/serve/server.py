@@ -68,13 +68,18 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, except for its answer to a malformed request: to a HEAD (or
     after the route has answered) it would write a body h11 refuses, and asyncio would log the
-    error with a traceback. The 400 is sent as far as it can be; then the connection closes."""
+    error with a traceback. The 400 is sent as far as it can be; then the connection closes,
+    and the route still working on the request is told so (as when a client goes), or uvicorn
+    would log its unfinished answer as an ERROR."""
 
     def send_400_response(self, msg: str) -> None:
         try:
             super().send_400_response(msg)
         except h11.LocalProtocolError:
             self.transport.close()
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
 
 
 class _Server(uvicorn.Server):
