@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -244,6 +245,29 @@ def test_without_the_token_every_route_is_404(server: Server) -> None:
                 assert status == 404, (bad, path, method, status)
         status, _, _ = server.get(f"{root}/{path}")
         assert status == 404, path
+
+
+def test_no_answer_sends_the_phone_outside_the_token(server: Server) -> None:
+    """Every route with a slash added, doubled or with dots: not found, or a redirect that
+    keeps the token (a redirect without it leads to a 404)."""
+    root, token = server.url.rstrip("/").rsplit("/", 1)
+    for path in _paths(server):
+        for variant in (f"{path}/", f"{path}//", f"{path}/.", f"./{path}", f"/{path}"):
+            request = urllib.request.Request(f"{root}/{token}/{variant}")
+            opener = urllib.request.build_opener(_NoRedirect)
+            try:
+                with opener.open(request, timeout=60) as answer:
+                    status, location = answer.status, answer.headers.get("location")
+            except urllib.error.HTTPError as exc:
+                status, location = exc.code, exc.headers.get("location")
+            assert status in (200, 404, 405) or (
+                status in (301, 302, 307, 308) and location.startswith(f"/{token}/")), (
+                variant, status, location)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _raw(port: int, request: bytes) -> int:

@@ -398,5 +398,8 @@ def build(token: str, routines: dict[str, Path], store: TrackStore, fallback: st
         Route("/feed", feed, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
+    # Its redirect of "feed/" to "feed" would be built from the path the gate rewrote, without
+    # the token: a link to a 404. No page links with a trailing slash; it is simply not found.
+    app.router.redirect_slashes = False
     app.state.vc = State(routines, store, fallback)
     return TokenGate(app, token)
