@@ -481,14 +481,17 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: 
         again.stop()
 
 
-def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Path) -> None:
-    """Without --host: this machine's LAN address (never localhost), and its QR code."""
+@pytest.mark.parametrize("everywhere", [(), ("--host", "0.0.0.0"), ("--host", "::")])
+def test_the_printed_address_is_the_home_network_one_with_a_qr_code(
+        tmp_path: Path, everywhere: tuple[str, ...]) -> None:
+    """Listening on every address (no --host, or 0.0.0.0 or ::, which no phone can open):
+    this machine's LAN address is printed (never localhost), and its QR code."""
     import segno
 
     folder = routines_dir(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicecoach", "serve", "--port", "0", "--no-library",
-         "--routines", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--routines", str(folder), *everywhere], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
              "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks")})
     try:
@@ -503,7 +506,7 @@ def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Pa
             assert lines[-1], lines
         url = lines[0].split(": ", 1)[1].strip()
         host = url.split("/")[2].rsplit(":", 1)[0]
-        assert host not in ("localhost", "0.0.0.0") and not host.startswith("127."), url
+        assert host not in ("localhost", "0.0.0.0", "[::]") and not host.startswith("127."), url
         qr = io.StringIO()
         segno.make(url, error="m").terminal(out=qr, compact=True)
         assert "".join(lines[1:-2]) == qr.getvalue()

@@ -48,6 +48,17 @@ def lan_address() -> str:
                 fix="join the home network (Wi-Fi or cable), or give --host ADDRESS")
 
 
+def _everywhere(host: str | None) -> bool:
+    """Listening on every address (none given, 0.0.0.0 or ::): a phone cannot open that
+    address, so the home-network one is printed."""
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -111,7 +122,7 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
     if not found:
         raise UserError("no routines to serve",
                         fix="give a folder of routine files with --routines")
-    shown = host or lan_address()
+    shown = lan_address() if _everywhere(host) else str(host)
     sock = _bind(host or "0.0.0.0", port)
     secret = token.load_or_make(renew=new_token)
     bound = sock.getsockname()[1]
