@@ -517,6 +517,47 @@ def test_the_printed_address_is_the_home_network_one_with_a_qr_code(
         assert proc.wait(30) in (130, 1)
 
 
+def _printed(tmp_path: Path, env: dict[str, str], tty: bool) -> tuple[str, str]:
+    """What `serve` prints before it waits (the address, and the QR code or what stands for
+    it), to a pipe or to a terminal; and the address."""
+    folder = routines_dir(tmp_path)
+    out, into = os.openpty() if tty else os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicecoach", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--no-library", "--routines", str(folder)], stdout=into, stderr=subprocess.PIPE,
+        env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
+             "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks"), **env})
+    os.close(into)
+    printed = b""
+    try:
+        while b"Ctrl-C" not in printed:
+            chunk = os.read(out, 65536)
+            assert chunk, (printed, proc.stderr.read())  # type: ignore[union-attr]
+            printed += chunk
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        os.close(out)
+    text = printed.decode(env.get("PYTHONIOENCODING", "utf-8")).replace("\r\n", "\n")
+    return text, text.split("\n", 1)[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_a_terminal_that_cannot_draw_blocks_still_gets_a_code_or_a_word(
+        tmp_path: Path, encoding: str) -> None:
+    """Where the block characters cannot be printed, the QR code is not a square of '?':
+    on a terminal it is drawn in reverse-video spaces, to a pipe a line says to type it."""
+    import segno
+
+    env = {"PYTHONIOENCODING": encoding, "LC_ALL": "POSIX"}
+    piped, url = _printed(tmp_path, env, tty=False)
+    assert "?" not in piped.replace(url, "") and "type the address" in piped, piped
+    shown, url = _printed(tmp_path, env, tty=True)
+    code = io.StringIO()
+    segno.make(url, error="m").terminal(out=code)
+    assert code.getvalue().replace("\r\n", "\n") in shown and "?" not in shown.replace(url, "")
+
+
 @pytest.mark.slow
 def test_two_phones_asking_at_once_make_the_track_once(tmp_path: Path) -> None:
     folder = routines_dir(tmp_path)
