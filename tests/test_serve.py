@@ -23,7 +23,7 @@ import feedparser
 import pytest
 from mutagen.id3 import ID3
 
-from serve_support import Server, answer_screening, routines_dir
+from serve_support import SHORT, Server, answer_screening, routines_dir
 from voicecoach.audio.ffmpeg import decode_pcm
 from voicecoach.audio.pcm import SAMPLE_RATE
 
@@ -404,6 +404,42 @@ def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
     assert history["streak"]["current"] == 1  # a completed phone session keeps the streak
     shown = _show_for_play(tmp_path, "two-quick-moves")
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
+
+
+def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: Path) -> None:
+    """The server keeps what it read of a routine file only while the file is unchanged: an
+    edit in place (even one of the same size and modification time), a broken file, and a file
+    replaced by rename are each seen at the next request, in the list, the track and the feed."""
+    folder = routines_dir(tmp_path)
+    path = folder / "two-quick-moves.yaml"
+    server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
+
+    def listed() -> dict:  # type: ignore[type-arg]
+        return server.json("api/routines")["routines"][0]  # type: ignore[index,no-any-return]
+
+    try:
+        answer_screening(server)
+        first, key = listed(), _made(server, "two-quick-moves")["key"]
+        assert first["title"] == "Two quick moves"
+        before = path.stat()
+        path.write_text(SHORT.replace("Two quick moves", "Two quick mover"), encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert path.stat().st_size == before.st_size
+        assert listed()["title"] == "Two quick mover"
+        assert _made(server, "two-quick-moves")["key"] != key
+        path.write_text(SHORT.replace("hold: 4s", "hold: 40s"), encoding="utf-8")
+        longer = listed()
+        assert longer["title"] == "Two quick moves" and longer["duration"] > first["duration"] + 60
+        path.write_text("title: [broken\n", encoding="utf-8")
+        assert f"{path}:1:" in listed()["refused"]
+        assert server.get("api/routines/two-quick-moves")[0] == 409
+        assert "<item>" not in server.get("feed")[2].decode()
+        (folder / "new.tmp").write_text(SHORT, encoding="utf-8")
+        (folder / "new.tmp").replace(path)
+        assert listed() == first
+        assert _made(server, "two-quick-moves")["key"] == key
+    finally:
+        assert server.stop() == 130
 
 
 def test_guids_survive_a_restart_and_change_only_with_the_track(home: Path, server: Server) -> None:

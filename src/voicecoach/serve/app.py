@@ -161,7 +161,7 @@ def _summary(rid: str, path: Path) -> dict[str, Any]:
         return {"id": rid, "title": rid, "refused": exc.line(), "equipment": [], "left_out": [],
                 "duration": 0, "exercises": 0}
     routine = decision.routine
-    duration = 0.0 if decision.refused else core.estimate(decision).duration
+    duration = 0.0 if decision.refused else core.estimate(decision)
     return {
         "id": rid, "title": routine.title, "equipment": list(routine.equipment),
         "exercises": len(routine.exercises), "duration": round(duration, 1),
