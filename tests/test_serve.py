@@ -527,7 +527,8 @@ def test_the_printed_address_is_the_home_network_one_with_a_qr_code(
     folder = routines_dir(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicecoach", "serve", "--port", "0", "--no-library",
-         "--routines", str(folder), *everywhere], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--routines", str(folder), *everywhere], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
         env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
              "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks")})
     try:
