@@ -623,6 +623,36 @@ def test_two_phones_asking_at_once_make_the_track_once(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
+def test_two_servers_on_one_data_dir_make_a_track_once(tmp_path: Path) -> None:
+    """A second `serve` on the same folders, asked for a track while the first is making it,
+    waits for it and serves the same bytes; it does not make it again."""
+    folder = routines_dir(tmp_path)
+    shutil.copy(ROOT / "routines" / "five-minute-back.yaml", folder)
+    args = ("--no-library", "--routines", str(folder))
+    env = {"VOICECOACH_TRACE_STAGES": "1"}
+    first, second = Server(tmp_path, *args, env=env).start(), Server(tmp_path, *args, env=env)
+    second.start()
+    try:
+        answer_screening(first)
+        answers: dict[str, dict] = {}  # type: ignore[type-arg]
+        asking = threading.Thread(target=lambda: answers.update(
+            first=_made(first, "five-minute-back")))
+        asking.start()
+        deadline = time.monotonic() + 120
+        while "voicecoach-stage: speaking" not in first.log:
+            assert time.monotonic() < deadline and asking.is_alive(), first.log
+            time.sleep(0.02)
+        answers["second"] = _made(second, "five-minute-back")
+        asking.join(300)
+        assert answers["first"]["key"] == answers["second"]["key"]
+        stages = first.log + second.log
+        assert stages.count("voicecoach-stage: encoding") == 1, stages
+        assert first.get(answers["first"]["track"])[2] == second.get(answers["second"]["track"])[2]
+    finally:
+        assert [first.stop(), second.stop()] == [130, 130]
+
+
 def test_a_history_from_before_phone_sessions_takes_them_and_keeps_its_rows(
         tmp_path: Path) -> None:
     import sqlite3
