@@ -206,6 +206,23 @@ def test_feed_holds_every_field(server: Server) -> None:
         assert vtt.decode().count(" --> ") == len(texts)
 
 
+def test_feed_and_page_links_use_the_address_the_phone_reached(server: Server) -> None:
+    """The phone may reach this machine by another name or address than the printed one: the
+    links it is given use what it reached; a Host that is not an address gets the printed one."""
+    token = server.url.rstrip("/").rsplit("/", 1)[1]
+    printed = server.url.rsplit("/", 2)[0]
+    for host, root in (("192.168.1.50:8765", "http://192.168.1.50:8765"),
+                       ("[fe80::1]:8765", "http://[fe80::1]:8765"),
+                       ("laptop.local:8765", "http://laptop.local:8765"),
+                       ("a b", printed), ("x/y@evil", printed)):
+        _, _, raw = server.get("feed", {"Host": host})
+        urls = [e.get("url") for e in ET.fromstring(raw).iter()
+                if e.tag in ("enclosure", f"{PODCAST}chapters", f"{PODCAST}transcript")]
+        assert len(urls) == 3 and all(u.startswith(f"{root}/{token}/") for u in urls), (host, urls)
+        made = json.loads(server.get("api/routines/two-quick-moves", {"Host": host})[2])
+        assert made["track"].startswith(f"{root}/{token}/track/"), (host, made["track"])
+
+
 def test_json_chapters_equal_the_id3_chapters(server: Server, tmp_path: Path) -> None:
     _, _, raw = server.get("feed")
     for item in ET.fromstring(raw).iter("item"):
@@ -417,16 +434,20 @@ def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: P
     def listed() -> dict:  # type: ignore[type-arg]
         return server.json("api/routines")["routines"][0]  # type: ignore[index,no-any-return]
 
+    def guid() -> str | None:
+        return ET.fromstring(server.get("feed")[2]).findtext("channel/item/guid")
+
     try:
         answer_screening(server)
-        first, key = listed(), _made(server, "two-quick-moves")["key"]
-        assert first["title"] == "Two quick moves"
+        first, key, unchanged = listed(), _made(server, "two-quick-moves")["key"], guid()
+        assert first["title"] == "Two quick moves" and guid() == unchanged
         before = path.stat()
         path.write_text(SHORT.replace("Two quick moves", "Two quick mover"), encoding="utf-8")
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         assert path.stat().st_size == before.st_size
         assert listed()["title"] == "Two quick mover"
         assert _made(server, "two-quick-moves")["key"] != key
+        assert guid() not in (None, unchanged)  # another track: another episode
         path.write_text(SHORT.replace("hold: 4s", "hold: 40s"), encoding="utf-8")
         longer = listed()
         assert longer["title"] == "Two quick moves" and longer["duration"] > first["duration"] + 60
@@ -437,7 +458,7 @@ def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: P
         (folder / "new.tmp").write_text(SHORT, encoding="utf-8")
         (folder / "new.tmp").replace(path)
         assert listed() == first
-        assert _made(server, "two-quick-moves")["key"] == key
+        assert _made(server, "two-quick-moves")["key"] == key and guid() == unchanged
     finally:
         assert server.stop() == 130
 
