@@ -505,25 +505,41 @@ def test_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_server_killed_while_making_a_track_serves_no_partial_track(
+        tmp_path: Path, sig: int, seed: int) -> None:
+    """Stopped (Ctrl-C, TERM) or killed at a random moment of a random stage of making a track:
+    no description of an unfinished track is left, and after a restart the track served is
+    whole and decodes to its length."""
+    from voicecoach.serve.tracks import LOCK
+
+    rng = random.Random(seed)
+    stage, delay = rng.choice(["speaking", "levelling", "encoding", "tagging"]), rng.random() / 2
     routines_dir(tmp_path)
     shutil.copy(ROOT / "routines" / "five-minute-back.yaml", tmp_path / "routines")
     args = ("--no-library", "--routines", str(tmp_path / "routines"))
     server = Server(tmp_path, *args, env={"VOICECOACH_TRACE_STAGES": "1"}).start()
     answer_screening(server)
+    answers: list[int] = []
+
     def ask() -> None:
         with contextlib.suppress(OSError):  # the server is killed mid-answer
-            server.get("api/routines/five-minute-back", timeout=120)
+            answers.append(server.get("api/routines/five-minute-back", timeout=120)[0])
 
-    threading.Thread(target=ask, daemon=True).start()
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
     deadline = time.monotonic() + 120
-    while "voicecoach-stage: encoding" not in server.log:
-        assert time.monotonic() < deadline, server.log
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the encode: ffmpeg has written part of the MP3
-    server.stop(signal.SIGKILL)
-    leftovers = list((tmp_path / "tracks").iterdir())
-    assert leftovers and not any(p.suffix == ".json" for p in leftovers), leftovers
+    while f"voicecoach-stage: {stage}" not in server.log:
+        assert time.monotonic() < deadline and asking.is_alive(), (stage, seed, server.log)
+        time.sleep(0.02)
+    time.sleep(delay)  # into the stage: ffmpeg may have written part of the MP3
+    code = server.stop(sig)
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -signal.SIGKILL), (
+        code, server.log)
+    asking.join(30)
+    assert answers in ([], [503]), answers  # never a track that was not finished
+    leftovers = [p for p in (tmp_path / "tracks").iterdir() if p.name != LOCK]
+    assert not any(p.suffix == ".json" for p in leftovers), (leftovers, stage, delay, seed)
     again = Server(tmp_path, *args).start()
     try:
         made = _made(again, "five-minute-back")
@@ -532,7 +548,7 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: 
         (tmp_path / "t.mp3").write_bytes(body)
         seconds = len(decode_pcm(tmp_path / "t.mp3")) / 2 / SAMPLE_RATE
         assert abs(seconds - made["duration"]) <= 0.05
-        assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == [
+        assert sorted(p.name for p in (tmp_path / "tracks").iterdir() if p.name != LOCK) == [
             f"{made['key']}.json", f"{made['key']}.mp3"]
     finally:
         again.stop()
