@@ -537,9 +537,12 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(
     assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -signal.SIGKILL), (
         code, server.log)
     asking.join(30)
-    assert answers in ([], [503]), answers  # never a track that was not finished
-    leftovers = [p for p in (tmp_path / "tracks").iterdir() if p.name != LOCK]
-    assert not any(p.suffix == ".json" for p in leftovers), (leftovers, stage, delay, seed)
+    assert answers in ([], [503], [200]), answers  # 200: it was finished before the signal
+    described = list((tmp_path / "tracks").glob("*.json"))
+    if answers:  # a killed server may have finished it just before it could answer
+        assert len(described) == (answers == [200]), (described, answers, stage, delay, seed)
+    for about in described:  # only a finished track is described, and it is whole
+        assert about.with_suffix(".mp3").stat().st_size == json.loads(about.read_text())["size"]
     again = Server(tmp_path, *args).start()
     try:
         made = _made(again, "five-minute-back")
