@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -221,6 +222,36 @@ def test_feed_and_page_links_use_the_address_the_phone_reached(server: Server) -
         assert len(urls) == 3 and all(u.startswith(f"{root}/{token}/") for u in urls), (host, urls)
         made = json.loads(server.get("api/routines/two-quick-moves", {"Host": host})[2])
         assert made["track"].startswith(f"{root}/{token}/track/"), (host, made["track"])
+
+
+def test_routines_named_in_any_letters_get_ascii_links_that_work(tmp_path: Path) -> None:
+    """A routine file named in other scripts, with a title full of markup characters: the feed
+    parses, every link in it and in the page's JSON is a URL (percent-encoded ASCII, as RSS
+    and podcast apps need), and each one answers."""
+    folder = tmp_path / "routines"
+    folder.mkdir()
+    (folder / "Übung Rücken.yaml").write_text(
+        SHORT.replace("Two quick moves", 'Übung <b>Rücken</b> & "co" ]]>'), encoding="utf-8")
+    (folder / "日本.yaml").write_text(SHORT, encoding="utf-8")
+    server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
+    try:
+        answer_screening(server)
+        ids = [r["id"] for r in server.json("api/routines")["routines"]]  # type: ignore[index]
+        assert ids == ["übung-rücken", "日本"]
+        for rid in ids:
+            made = _made(server, urllib.parse.quote(rid))
+            assert made["track"].isascii() and server.get(made["track"])[0] == 200, made["track"]
+        _, _, raw = server.get("feed")
+        parsed = feedparser.parse(raw)
+        assert not parsed.bozo, parsed.bozo_exception
+        assert [e.title for e in parsed.entries] == ['Übung <b>Rücken</b> & "co" ]]>',
+                                                     "Two quick moves"]
+        urls = [e.get("url") for e in ET.fromstring(raw).iter() if e.get("url")]
+        assert len(urls) == 6
+        for url in urls:
+            assert url.isascii() and server.get(url)[0] == 200, url
+    finally:
+        assert server.stop() == 130
 
 
 def test_json_chapters_equal_the_id3_chapters(server: Server, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -181,7 +182,8 @@ async def routine_track(request: Request) -> Response:
         return _no(409, decision.refused)
     made = await run_in_threadpool(_state(request).store.get, decision)
     rid, base = request.path_params["rid"], _base(request)
-    return JSONResponse({**made.meta, "id": rid, "track": f"{base}/track/{rid}/{made.key}.mp3"})
+    return JSONResponse({**made.meta, "id": rid,
+                         "track": f"{base}/track/{quote(rid, safe='')}/{made.key}.mp3"})
 
 
 @guarded
