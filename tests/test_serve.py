@@ -456,8 +456,9 @@ def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
 
 def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: Path) -> None:
     """The server keeps what it read of a routine file only while the file is unchanged: an
-    edit in place (even one of the same size and modification time), a broken file, and a file
-    replaced by rename are each seen at the next request, in the list, the track and the feed."""
+    edit in place (even one of the same size and modification time), a broken file, a file
+    replaced by rename, added or removed are each seen at the next request, in the list, the
+    track and the feed."""
     folder = routines_dir(tmp_path)
     path = folder / "two-quick-moves.yaml"
     server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
@@ -490,6 +491,15 @@ def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: P
         (folder / "new.tmp").replace(path)
         assert listed() == first
         assert _made(server, "two-quick-moves")["key"] == key and guid() == unchanged
+        # A file added while serving is offered at once; a removed one is gone.
+        (folder / "added.yaml").write_text(SHORT.replace("Two quick", "Added"), "utf-8")
+        assert [r["title"] for r in server.json("api/routines")["routines"]] == [  # type: ignore[index]
+            "Added moves", "Two quick moves"]
+        assert server.get(_made(server, "added")["track"])[0] == 200
+        path.unlink()
+        assert [r["id"] for r in server.json("api/routines")["routines"]] == ["added"]  # type: ignore[index]
+        assert server.get("api/routines/two-quick-moves")[0] == 404
+        assert server.get("r/two-quick-moves")[0] == 404
     finally:
         assert server.stop() == 130
 

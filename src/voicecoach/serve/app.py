@@ -57,10 +57,16 @@ class Open:
 
 @dataclass
 class State:
-    routines: dict[str, Path]
+    #: The routines served, looked up again at each request: a file added to a folder while
+    #: serving is offered, a removed one is gone.
+    find: Callable[[], dict[str, Path]]
     store: TrackStore
     fallback: str  # scheme://host:port of the printed URL, for a request without a usable Host
     sessions: OrderedDict[str, Open] = field(default_factory=OrderedDict)
+
+    @property
+    def routines(self) -> dict[str, Path]:
+        return self.find()
 
 
 def _no(status: int = 404, text: str = "not found") -> Response:
@@ -315,14 +321,14 @@ async def events(request: Request) -> Response:
 
 
 async def _start(request: Request, state: State, sid: str, body: dict[str, Any]) -> Response:
-    rid, key = body.get("routine"), body.get("key")
-    if not isinstance(rid, str) or rid not in state.routines or not isinstance(key, str) \
+    rid, key, routines = body.get("routine"), body.get("key"), state.routines
+    if not isinstance(rid, str) or rid not in routines or not isinstance(key, str) \
             or not _KEY.match(key):
         raise _Bad(400, "routine and key: those of a track this server made")
     made = await run_in_threadpool(state.store.find, key)
     if made is None or made.meta.get("routine") != rid:
         raise _Bad(404, "no such track")
-    decision = await _decide(state.routines[rid])
+    decision = await _decide(routines[rid])
     exercises = tuple(c["title"] for c in made.meta["chapters"] if c["exercise"])
     state.sessions[sid] = Open(decision, float(made.meta["duration"]), exercises)
     while len(state.sessions) > MAX_OPEN:
@@ -385,7 +391,8 @@ def _quiet(send: Send) -> Send:
     return sending
 
 
-def build(token: str, routines: dict[str, Path], store: TrackStore, fallback: str) -> ASGIApp:
+def build(token: str, routines: Callable[[], dict[str, Path]], store: TrackStore,
+          fallback: str) -> ASGIApp:
     routes = [
         Route("/", page),
         Route("/r/{rid}", page),

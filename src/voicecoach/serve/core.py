@@ -26,7 +26,11 @@ def routines(folders: Sequence[Path], with_library: bool = True) -> dict[str, Pa
     """Routine ids and their files: the library's, then each folder's (an id seen first wins)."""
     found = {coach.routine_id(p): p for p in coach.bundled()} if with_library else {}
     for folder in folders:
-        for path in sorted(folder.iterdir()):
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError:  # removed or unreadable since the server started: none from it now
+            continue
+        for path in paths:
             if path.suffix in (".yaml", ".yml") and path.is_file():
                 found.setdefault(coach.routine_id(path), path)
     return found

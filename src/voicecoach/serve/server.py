@@ -130,7 +130,7 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
     root = f"http://{name}:{bound}"
     listening = Listening(f"{root}/{secret}/", f"{root}/{secret}/feed")
     store = TrackStore(default_folder())
-    app = routes.build(secret, found, store, root)
+    app = routes.build(secret, lambda: core.routines(folders, with_library), store, root)
     config = uvicorn.Config(app, http=_Protocol, log_level="warning", access_log=False,
                             lifespan="off",
                             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=16384)
