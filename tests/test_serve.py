@@ -660,7 +660,7 @@ def _printed(tmp_path: Path, env: dict[str, str], tty: bool) -> tuple[str, str]:
     return text, text.split("\n", 1)[0].split(": ", 1)[1]
 
 
-@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+@pytest.mark.parametrize("encoding", ["latin-1", pytest.param("ascii", marks=pytest.mark.slow)])
 def test_a_terminal_that_cannot_draw_blocks_still_gets_a_code_or_a_word(
         tmp_path: Path, encoding: str) -> None:
     """Where the block characters cannot be printed, the QR code is not a square of '?':
