@@ -3,6 +3,8 @@
 Run: .venv/bin/python scripts/bench_serve.py [--tracks 10] [--clients 5]
 A real server process in fresh data and track folders (the clip cache is the usual one, so speech
 already rendered is reused, as for a user). Reports:
+  - the routine list of the bundled library: first request, and later ones (files kept while
+    unchanged);
   - time to first audio byte of an uncached track (made on demand: speech, levelling, encoding)
     and of the same track cached, and their ratio;
   - the server's resident memory (VmRSS, and its high-water mark VmHWM) after it started, after
@@ -69,6 +71,29 @@ def _fetch_all(track: str) -> int:
     return got
 
 
+def _list_times(env: dict[str, str]) -> None:
+    """The routine list of the bundled library: the first request (every file read), then
+    each later one (files unchanged: only today's decisions are made again)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicecoach", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = json.loads(proc.stdout.readline())["url"] + "api/routines"
+        times = []
+        for _ in range(21):
+            start = time.perf_counter()
+            with urllib.request.urlopen(url, timeout=600) as answer:
+                count = len(json.load(answer)["routines"])
+            times.append(time.perf_counter() - start)
+        later = sorted(times[1:])[10]
+        print(f"routine list, bundled library ({count} routines): first {times[0] * 1000:.0f} ms,"
+              f" later {later * 1000:.0f} ms (median of 20), ratio {times[0] / later:.0f}x")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=10)
@@ -93,6 +118,7 @@ def main() -> None:
         assert proc.stdout is not None
         url = json.loads(proc.stdout.readline())["url"]
         started = _mem(proc.pid)
+        _list_times(env)
         ids = sorted(p.stem for p in folder.glob("*.yaml"))
         uncached = _first_byte(f"{url}api/routines/five-minute-back")
         cached = min(_first_byte(f"{url}api/routines/five-minute-back") for _ in range(5))

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,7 +24,7 @@ import feedparser
 import pytest
 from mutagen.id3 import ID3
 
-from serve_support import Server, answer_screening, routines_dir
+from serve_support import SHORT, Server, answer_screening, routines_dir
 from voicecoach.audio.ffmpeg import decode_pcm
 from voicecoach.audio.pcm import SAMPLE_RATE
 
@@ -110,10 +112,65 @@ def test_range_requests_return_exactly_those_bytes(server: Server, seed: int) ->
     assert status == 206 and body == whole[start:]
     for unsatisfiable in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}"):
         status, headers, _ = server.get(made["track"], {"Range": unsatisfiable})
-        assert status == 416 and headers["content-range"] == f"*/{size}"
+        assert status == 416 and headers["content-range"] == f"bytes */{size}"
     status, headers, body = server.get(made["track"], method="HEAD")
     assert status == 200 and int(headers["content-length"]) == size and body == b""
     assert headers["accept-ranges"] == "bytes"
+
+
+def _byteranges(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """The parts of a multipart/byteranges body, each (Content-Range, bytes), as a client
+    that follows RFC 2046 reads them (CRLF, the boundary from Content-Type)."""
+    assert content_type.startswith("multipart/byteranges; boundary="), content_type
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    assert body.endswith(b"\r\n--" + boundary + b"--\r\n"), body[-80:]
+    parts = []
+    for chunk in body.split(b"\r\n--" + boundary)[1:-1]:
+        head, data = chunk.split(b"\r\n\r\n", 1)
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        assert fields[b"Content-Type"] == b"audio/mpeg"
+        parts.append((fields[b"Content-Range"].decode(), data))
+    return parts
+
+
+def test_every_form_of_range_is_answered_as_rfc_9110_says(server: Server, seed: int) -> None:
+    """Several ranges in one multipart/byteranges body (out of order, overlapping ones merged),
+    a suffix longer than the file (all of it), another unit or an If-Range of another file
+    (ignored: the whole file), malformed bytes ranges (416), and never an error in the log."""
+    made = _made(server, "two-quick-moves")
+    _, headers, whole = server.get(made["track"])
+    size, etag = len(whole), headers["etag"]
+    rng = random.Random(seed)
+    a, b, c = sorted(rng.sample(range(10, size - 10), 3))
+    cases = {
+        f"bytes={b}-{c}, 0-9": [(0, 9), (b, c)],
+        f"bytes=0-4,5-9,{a}-{b}": [(0, 9), (a, b)],  # touching ranges are one
+        f"bytes={a}-{b},{a + 1}-{b - 1},-5": [(a, b), (size - 5, size - 1)],
+        f"bytes=0-0,{size - 1}-,": [(0, 0), (size - 1, size - 1)],
+    }
+    for header, want in cases.items():
+        status, headers, body = server.get(made["track"], {"Range": header})
+        assert status == 206 and int(headers["content-length"]) == len(body), header
+        assert "content-range" not in headers, header  # it is in each part
+        assert _byteranges(headers["content-type"], body) == [
+            (f"bytes {s}-{e}/{size}", whole[s:e + 1]) for s, e in want], (header, seed)
+    for header in (f"bytes=-{size * 3}", "bytes=0-" + "9" * 5000, "items=0-9", "0-9", "none"):
+        status, headers, body = server.get(made["track"], {"Range": header})
+        expected = 206 if header.startswith("bytes") else 200
+        assert (status, body) == (expected, whole), header
+    status, _, body = server.get(made["track"], {"Range": "bytes=0-9", "If-Range": etag})
+    assert (status, body) == (206, whole[:10])
+    status, _, body = server.get(made["track"], {"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert (status, body) == (200, whole)
+    for header in ("bytes=", "bytes=-", "bytes=5-1", "bytes=abc", "bytes=1-2-3", "bytes=--1",
+                   "bytes=-0", "bytes=\u0663-", "bytes=0-1," + ",".join(["2-3"] * 40),
+                   f"bytes={size}-", "bytes=" + "9" * 5000 + "-"):
+        status, headers, body = server.get(made["track"], {"Range": header.encode(
+            "utf-8").decode("latin-1")})
+        assert (status, headers["content-range"], body) == (416, f"bytes */{size}", b""), header
+    status, headers, body = server.get(made["track"], {"Range": "bytes=0-1,4-5"}, method="HEAD")
+    assert status == 206 and body == b"" and int(headers["content-length"]) > 4
+    assert "ERROR" not in server.log and "Traceback" not in server.log, server.log
 
 
 def test_feed_holds_every_field(server: Server) -> None:
@@ -148,6 +205,53 @@ def test_feed_holds_every_field(server: Server) -> None:
         assert status == 200 and vtt.startswith(b"WEBVTT\n")
         texts = [e["text"] for e in _made(server, rid)["events"] if e["text"]]
         assert vtt.decode().count(" --> ") == len(texts)
+
+
+def test_feed_and_page_links_use_the_address_the_phone_reached(server: Server) -> None:
+    """The phone may reach this machine by another name or address than the printed one: the
+    links it is given use what it reached; a Host that is not an address gets the printed one."""
+    token = server.url.rstrip("/").rsplit("/", 1)[1]
+    printed = server.url.rsplit("/", 2)[0]
+    for host, root in (("192.168.1.50:8765", "http://192.168.1.50:8765"),
+                       ("[fe80::1]:8765", "http://[fe80::1]:8765"),
+                       ("laptop.local:8765", "http://laptop.local:8765"),
+                       ("a b", printed), ("x/y@evil", printed)):
+        _, _, raw = server.get("feed", {"Host": host})
+        urls = [e.get("url") for e in ET.fromstring(raw).iter()
+                if e.tag in ("enclosure", f"{PODCAST}chapters", f"{PODCAST}transcript")]
+        assert len(urls) == 3 and all(u.startswith(f"{root}/{token}/") for u in urls), (host, urls)
+        made = json.loads(server.get("api/routines/two-quick-moves", {"Host": host})[2])
+        assert made["track"].startswith(f"{root}/{token}/track/"), (host, made["track"])
+
+
+def test_routines_named_in_any_letters_get_ascii_links_that_work(tmp_path: Path) -> None:
+    """A routine file named in other scripts, with a title full of markup characters: the feed
+    parses, every link in it and in the page's JSON is a URL (percent-encoded ASCII, as RSS
+    and podcast apps need), and each one answers."""
+    folder = tmp_path / "routines"
+    folder.mkdir()
+    (folder / "Übung Rücken.yaml").write_text(
+        SHORT.replace("Two quick moves", 'Übung <b>Rücken</b> & "co" ]]>'), encoding="utf-8")
+    (folder / "日本.yaml").write_text(SHORT, encoding="utf-8")
+    server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
+    try:
+        answer_screening(server)
+        ids = [r["id"] for r in server.json("api/routines")["routines"]]  # type: ignore[index]
+        assert ids == ["übung-rücken", "日本"]
+        for rid in ids:
+            made = _made(server, urllib.parse.quote(rid))
+            assert made["track"].isascii() and server.get(made["track"])[0] == 200, made["track"]
+        _, _, raw = server.get("feed")
+        parsed = feedparser.parse(raw)
+        assert not parsed.bozo, parsed.bozo_exception
+        assert [e.title for e in parsed.entries] == ['Übung <b>Rücken</b> & "co" ]]>',
+                                                     "Two quick moves"]
+        urls = [e.get("url") for e in ET.fromstring(raw).iter() if e.get("url")]
+        assert len(urls) == 6
+        for url in urls:
+            assert url.isascii() and server.get(url)[0] == 200, url
+    finally:
+        assert server.stop() == 130
 
 
 def test_json_chapters_equal_the_id3_chapters(server: Server, tmp_path: Path) -> None:
@@ -189,6 +293,29 @@ def test_without_the_token_every_route_is_404(server: Server) -> None:
                 assert status == 404, (bad, path, method, status)
         status, _, _ = server.get(f"{root}/{path}")
         assert status == 404, path
+
+
+def test_no_answer_sends_the_phone_outside_the_token(server: Server) -> None:
+    """Every route with a slash added, doubled or with dots: not found, or a redirect that
+    keeps the token (a redirect without it leads to a 404)."""
+    root, token = server.url.rstrip("/").rsplit("/", 1)
+    for path in _paths(server):
+        for variant in (f"{path}/", f"{path}//", f"{path}/.", f"./{path}", f"/{path}"):
+            request = urllib.request.Request(f"{root}/{token}/{variant}")
+            opener = urllib.request.build_opener(_NoRedirect)
+            try:
+                with opener.open(request, timeout=60) as answer:
+                    status, location = answer.status, answer.headers.get("location")
+            except urllib.error.HTTPError as exc:
+                status, location = exc.code, exc.headers.get("location")
+            assert status in (200, 404, 405) or (
+                status in (301, 302, 307, 308) and location.startswith(f"/{token}/")), (
+                variant, status, location)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _raw(port: int, request: bytes) -> int:
@@ -260,7 +387,7 @@ def _fuzz(server: Server, count: int, seed: int) -> None:
         seen[status] = seen.get(status, 0) + 1
         assert status < 500, (n, seed, request[:300], status)
     assert server.proc is not None and server.proc.poll() is None
-    assert "Traceback" not in server.log and "Exception" not in server.log, server.log
+    assert not any(word in server.log for word in ("Traceback", "Exception", "ERROR")), server.log
     assert sum(v for k, v in seen.items() if 400 <= k < 500) > count // 2, seen
 
 
@@ -355,6 +482,56 @@ def test_a_limited_move_begun_on_the_phone_counts_for_its_limits_only(tmp_path: 
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
 
 
+def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: Path) -> None:
+    """The server keeps what it read of a routine file only while the file is unchanged: an
+    edit in place (even one of the same size and modification time), a broken file, a file
+    replaced by rename, added or removed are each seen at the next request, in the list, the
+    track and the feed."""
+    folder = routines_dir(tmp_path)
+    path = folder / "two-quick-moves.yaml"
+    server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
+
+    def listed() -> dict:  # type: ignore[type-arg]
+        return server.json("api/routines")["routines"][0]  # type: ignore[index,no-any-return]
+
+    def guid() -> str | None:
+        return ET.fromstring(server.get("feed")[2]).findtext("channel/item/guid")
+
+    try:
+        answer_screening(server)
+        first, key, unchanged = listed(), _made(server, "two-quick-moves")["key"], guid()
+        assert first["title"] == "Two quick moves" and guid() == unchanged
+        before = path.stat()
+        path.write_text(SHORT.replace("Two quick moves", "Two quick mover"), encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert path.stat().st_size == before.st_size
+        assert listed()["title"] == "Two quick mover"
+        assert _made(server, "two-quick-moves")["key"] != key
+        assert guid() not in (None, unchanged)  # another track: another episode
+        path.write_text(SHORT.replace("hold: 4s", "hold: 40s"), encoding="utf-8")
+        longer = listed()
+        assert longer["title"] == "Two quick moves" and longer["duration"] > first["duration"] + 60
+        path.write_text("title: [broken\n", encoding="utf-8")
+        assert f"{path}:1:" in listed()["refused"]
+        assert server.get("api/routines/two-quick-moves")[0] == 409
+        assert "<item>" not in server.get("feed")[2].decode()
+        (folder / "new.tmp").write_text(SHORT, encoding="utf-8")
+        (folder / "new.tmp").replace(path)
+        assert listed() == first
+        assert _made(server, "two-quick-moves")["key"] == key and guid() == unchanged
+        # A file added while serving is offered at once; a removed one is gone.
+        (folder / "added.yaml").write_text(SHORT.replace("Two quick", "Added"), "utf-8")
+        assert [r["title"] for r in server.json("api/routines")["routines"]] == [  # type: ignore[index]
+            "Added moves", "Two quick moves"]
+        assert server.get(_made(server, "added")["track"])[0] == 200
+        path.unlink()
+        assert [r["id"] for r in server.json("api/routines")["routines"]] == ["added"]  # type: ignore[index]
+        assert server.get("api/routines/two-quick-moves")[0] == 404
+        assert server.get("r/two-quick-moves")[0] == 404
+    finally:
+        assert server.stop() == 130
+
+
 def test_guids_survive_a_restart_and_change_only_with_the_track(home: Path, server: Server) -> None:
     _, _, raw = server.get("feed")
     before = {i.findtext("title"): i.findtext("guid") for i in ET.fromstring(raw).iter("item")}
@@ -397,25 +574,44 @@ def test_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_server_killed_while_making_a_track_serves_no_partial_track(
+        tmp_path: Path, sig: int, seed: int) -> None:
+    """Stopped (Ctrl-C, TERM) or killed at a random moment of a random stage of making a track:
+    no description of an unfinished track is left, and after a restart the track served is
+    whole and decodes to its length."""
+    from voicecoach.serve.tracks import LOCK
+
+    rng = random.Random(seed)
+    stage, delay = rng.choice(["speaking", "levelling", "encoding", "tagging"]), rng.random() / 2
     routines_dir(tmp_path)
     shutil.copy(ROOT / "routines" / "five-minute-back.yaml", tmp_path / "routines")
     args = ("--no-library", "--routines", str(tmp_path / "routines"))
     server = Server(tmp_path, *args, env={"VOICECOACH_TRACE_STAGES": "1"}).start()
     answer_screening(server)
+    answers: list[int] = []
+
     def ask() -> None:
         with contextlib.suppress(OSError):  # the server is killed mid-answer
-            server.get("api/routines/five-minute-back", timeout=120)
+            answers.append(server.get("api/routines/five-minute-back", timeout=120)[0])
 
-    threading.Thread(target=ask, daemon=True).start()
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
     deadline = time.monotonic() + 120
-    while "voicecoach-stage: encoding" not in server.log:
-        assert time.monotonic() < deadline, server.log
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the encode: ffmpeg has written part of the MP3
-    server.stop(signal.SIGKILL)
-    leftovers = list((tmp_path / "tracks").iterdir())
-    assert leftovers and not any(p.suffix == ".json" for p in leftovers), leftovers
+    while f"voicecoach-stage: {stage}" not in server.log:
+        assert time.monotonic() < deadline and asking.is_alive(), (stage, seed, server.log)
+        time.sleep(0.02)
+    time.sleep(delay)  # into the stage: ffmpeg may have written part of the MP3
+    code = server.stop(sig)
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -signal.SIGKILL), (
+        code, server.log)
+    asking.join(30)
+    assert answers in ([], [503], [200]), answers  # 200: it was finished before the signal
+    described = list((tmp_path / "tracks").glob("*.json"))
+    if answers:  # a killed server may have finished it just before it could answer
+        assert len(described) == (answers == [200]), (described, answers, stage, delay, seed)
+    for about in described:  # only a finished track is described, and it is whole
+        assert about.with_suffix(".mp3").stat().st_size == json.loads(about.read_text())["size"]
     again = Server(tmp_path, *args).start()
     try:
         made = _made(again, "five-minute-back")
@@ -424,20 +620,24 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(tmp_path: 
         (tmp_path / "t.mp3").write_bytes(body)
         seconds = len(decode_pcm(tmp_path / "t.mp3")) / 2 / SAMPLE_RATE
         assert abs(seconds - made["duration"]) <= 0.05
-        assert sorted(p.name for p in (tmp_path / "tracks").iterdir()) == [
+        assert sorted(p.name for p in (tmp_path / "tracks").iterdir() if p.name != LOCK) == [
             f"{made['key']}.json", f"{made['key']}.mp3"]
     finally:
         again.stop()
 
 
-def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Path) -> None:
-    """Without --host: this machine's LAN address (never localhost), and its QR code."""
+@pytest.mark.parametrize("everywhere", [(), ("--host", "0.0.0.0"), ("--host", "::")])
+def test_the_printed_address_is_the_home_network_one_with_a_qr_code(
+        tmp_path: Path, everywhere: tuple[str, ...]) -> None:
+    """Listening on every address (no --host, or 0.0.0.0 or ::, which no phone can open):
+    this machine's LAN address is printed (never localhost), and its QR code."""
     import segno
 
     folder = routines_dir(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicecoach", "serve", "--port", "0", "--no-library",
-         "--routines", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--routines", str(folder), *everywhere], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
         env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
              "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks")})
     try:
@@ -452,7 +652,7 @@ def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Pa
             assert lines[-1], lines
         url = lines[0].split(": ", 1)[1].strip()
         host = url.split("/")[2].rsplit(":", 1)[0]
-        assert host not in ("localhost", "0.0.0.0") and not host.startswith("127."), url
+        assert host not in ("localhost", "0.0.0.0", "[::]") and not host.startswith("127."), url
         qr = io.StringIO()
         segno.make(url, error="m").terminal(out=qr, compact=True)
         assert "".join(lines[1:-2]) == qr.getvalue()
@@ -461,6 +661,47 @@ def test_the_printed_address_is_the_home_network_one_with_a_qr_code(tmp_path: Pa
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) in (130, 1)
+
+
+def _printed(tmp_path: Path, env: dict[str, str], tty: bool) -> tuple[str, str]:
+    """What `serve` prints before it waits (the address, and the QR code or what stands for
+    it), to a pipe or to a terminal; and the address."""
+    folder = routines_dir(tmp_path)
+    out, into = os.openpty() if tty else os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicecoach", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--no-library", "--routines", str(folder)], stdout=into, stderr=subprocess.PIPE,
+        env={**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
+             "VOICECOACH_TRACKS_DIR": str(tmp_path / "tracks"), **env})
+    os.close(into)
+    printed = b""
+    try:
+        while b"Ctrl-C" not in printed:
+            chunk = os.read(out, 65536)
+            assert chunk, (printed, proc.stderr.read())  # type: ignore[union-attr]
+            printed += chunk
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        os.close(out)
+    text = printed.decode(env.get("PYTHONIOENCODING", "utf-8")).replace("\r\n", "\n")
+    return text, text.split("\n", 1)[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", pytest.param("ascii", marks=pytest.mark.slow)])
+def test_a_terminal_that_cannot_draw_blocks_still_gets_a_code_or_a_word(
+        tmp_path: Path, encoding: str) -> None:
+    """Where the block characters cannot be printed, the QR code is not a square of '?':
+    on a terminal it is drawn in reverse-video spaces, to a pipe a line says to type it."""
+    import segno
+
+    env = {"PYTHONIOENCODING": encoding, "LC_ALL": "POSIX"}
+    piped, url = _printed(tmp_path, env, tty=False)
+    assert "?" not in piped.replace(url, "") and "type the address" in piped, piped
+    shown, url = _printed(tmp_path, env, tty=True)
+    code = io.StringIO()
+    segno.make(url, error="m").terminal(out=code)
+    assert code.getvalue().replace("\r\n", "\n") in shown and "?" not in shown.replace(url, "")
 
 
 @pytest.mark.slow
@@ -489,6 +730,36 @@ def test_two_phones_asking_at_once_make_the_track_once(tmp_path: Path) -> None:
         assert server.log.count("voicecoach-stage: encoding") == 1, server.log
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_data_dir_make_a_track_once(tmp_path: Path) -> None:
+    """A second `serve` on the same folders, asked for a track while the first is making it,
+    waits for it and serves the same bytes; it does not make it again."""
+    folder = routines_dir(tmp_path)
+    shutil.copy(ROOT / "routines" / "five-minute-back.yaml", folder)
+    args = ("--no-library", "--routines", str(folder))
+    env = {"VOICECOACH_TRACE_STAGES": "1"}
+    first, second = Server(tmp_path, *args, env=env).start(), Server(tmp_path, *args, env=env)
+    second.start()
+    try:
+        answer_screening(first)
+        answers: dict[str, dict] = {}  # type: ignore[type-arg]
+        asking = threading.Thread(target=lambda: answers.update(
+            first=_made(first, "five-minute-back")))
+        asking.start()
+        deadline = time.monotonic() + 120
+        while "voicecoach-stage: speaking" not in first.log:
+            assert time.monotonic() < deadline and asking.is_alive(), first.log
+            time.sleep(0.02)
+        answers["second"] = _made(second, "five-minute-back")
+        asking.join(300)
+        assert answers["first"]["key"] == answers["second"]["key"]
+        stages = first.log + second.log
+        assert stages.count("voicecoach-stage: encoding") == 1, stages
+        assert first.get(answers["first"]["track"])[2] == second.get(answers["second"]["track"])[2]
+    finally:
+        assert [first.stop(), second.stop()] == [130, 130]
 
 
 def test_a_history_from_before_phone_sessions_takes_them_and_keeps_its_rows(

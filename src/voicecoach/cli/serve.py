@@ -47,9 +47,23 @@ def serve(
         on_ready=ready)
 
 
+#: What the compact QR code is drawn with.
+BLOCKS = "█▀▄"
+
+
 def _qr(url: str) -> str:
+    """The QR code in block characters; where the output cannot hold them (a Latin-1 or ASCII
+    terminal would show a square of '?' that no phone can scan), in reverse-video spaces on a
+    terminal, else a line saying to type the address."""
     import segno
 
-    out = io.StringIO()
-    segno.make(url, error="m").terminal(out=out, compact=True)
+    code, out = segno.make(url, error="m"), io.StringIO()
+    try:
+        BLOCKS.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        if not sys.stdout.isatty():
+            return "(This output cannot show the QR code: type the address on the phone.)\n"
+        code.terminal(out=out)  # ANSI colours: spaces only
+        return out.getvalue()
+    code.terminal(out=out, compact=True)
     return out.getvalue()

@@ -13,16 +13,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-)
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +26,7 @@ from voicecoach import cancel
 from voicecoach.errors import UserError, VoicecoachError
 from voicecoach.serve import core
 from voicecoach.serve import feed as feeds
+from voicecoach.serve.ranges import FileRanges
 from voicecoach.serve.token import matches
 from voicecoach.serve.tracks import Made, TrackStore
 
@@ -62,10 +59,16 @@ class Open:
 
 @dataclass
 class State:
-    routines: dict[str, Path]
+    #: The routines served, looked up again at each request: a file added to a folder while
+    #: serving is offered, a removed one is gone.
+    find: Callable[[], dict[str, Path]]
     store: TrackStore
     fallback: str  # scheme://host:port of the printed URL, for a request without a usable Host
     sessions: OrderedDict[str, Open] = field(default_factory=OrderedDict)
+
+    @property
+    def routines(self) -> dict[str, Path]:
+        return self.find()
 
 
 def _no(status: int = 404, text: str = "not found") -> Response:
@@ -167,7 +170,7 @@ def _summary(rid: str, path: Path) -> dict[str, Any]:
         return {"id": rid, "title": rid, "refused": exc.line(), "equipment": [], "left_out": [],
                 "duration": 0, "exercises": 0}
     routine = decision.routine
-    duration = 0.0 if decision.refused else core.estimate(decision).duration
+    duration = 0.0 if decision.refused else core.estimate(decision)
     return {
         "id": rid, "title": routine.title, "equipment": list(routine.equipment),
         "exercises": len(routine.exercises), "duration": round(duration, 1),
@@ -187,7 +190,8 @@ async def routine_track(request: Request) -> Response:
         return _no(409, decision.refused)
     made = await run_in_threadpool(_state(request).store.get, decision)
     rid, base = request.path_params["rid"], _base(request)
-    return JSONResponse({**made.meta, "id": rid, "track": f"{base}/track/{rid}/{made.key}.mp3"})
+    return JSONResponse({**made.meta, "id": rid,
+                         "track": f"{base}/track/{quote(rid, safe='')}/{made.key}.mp3"})
 
 
 @guarded
@@ -195,9 +199,10 @@ async def track(request: Request) -> Response:
     made = await _made(request)
     if made is None:
         return _no()
-    # Starlette's FileResponse answers Range (206, 416) and HEAD; phones seek with it.
-    return FileResponse(made.path, media_type="audio/mpeg", content_disposition_type="inline",
-                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    # Phones seek with Range; the key names the content, so it is the ETag and never changes.
+    return FileRanges(made.path, made.key, "audio/mpeg", headers={
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "Content-Disposition": "inline"})
 
 
 @guarded
@@ -320,14 +325,14 @@ async def events(request: Request) -> Response:
 
 
 async def _start(request: Request, state: State, sid: str, body: dict[str, Any]) -> Response:
-    rid, key = body.get("routine"), body.get("key")
-    if not isinstance(rid, str) or rid not in state.routines or not isinstance(key, str) \
+    rid, key, routines = body.get("routine"), body.get("key"), state.routines
+    if not isinstance(rid, str) or rid not in routines or not isinstance(key, str) \
             or not _KEY.match(key):
         raise _Bad(400, "routine and key: those of a track this server made")
     made = await run_in_threadpool(state.store.find, key)
     if made is None or made.meta.get("routine") != rid:
         raise _Bad(404, "no such track")
-    decision = await _decide(state.routines[rid])
+    decision = await _decide(routines[rid])
     exercises = tuple(c["title"] for c in made.meta["chapters"] if c["exercise"])
     state.sessions[sid] = Open(decision, float(made.meta["duration"]), exercises)
     while len(state.sessions) > MAX_OPEN:
@@ -391,7 +396,8 @@ def _quiet(send: Send) -> Send:
     return sending
 
 
-def build(token: str, routines: dict[str, Path], store: TrackStore, fallback: str) -> ASGIApp:
+def build(token: str, routines: Callable[[], dict[str, Path]], store: TrackStore,
+          fallback: str) -> ASGIApp:
     routes = [
         Route("/", page),
         Route("/r/{rid}", page),
@@ -406,5 +412,8 @@ def build(token: str, routines: dict[str, Path], store: TrackStore, fallback: st
         Route("/feed", feed, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
+    # Its redirect of "feed/" to "feed" would be built from the path the gate rewrote, without
+    # the token: a link to a 404. No page links with a trailing slash; it is simply not found.
+    app.router.redirect_slashes = False
     app.state.vc = State(routines, store, fallback)
     return TokenGate(app, token)

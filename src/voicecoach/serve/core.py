@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,11 @@ def routines(folders: Sequence[Path], with_library: bool = True) -> dict[str, Pa
     """Routine ids and their files: the library's, then each folder's (an id seen first wins)."""
     found = {coach.routine_id(p): p for p in coach.bundled()} if with_library else {}
     for folder in folders:
-        for path in sorted(folder.iterdir()):
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError:  # removed or unreadable since the server started: none from it now
+            continue
+        for path in paths:
             if path.suffix in (".yaml", ".yml") and path.is_file():
                 found.setdefault(coach.routine_id(path), path)
     return found
@@ -45,9 +50,38 @@ class Decision:
     core: coach.Decision | None = None
 
 
+class _Loaded:
+    """Routines read from their files, each kept while its file's stat says it is unchanged
+    (parsing and linting a bundled routine is most of what a routine list costs). What is
+    decided from a routine (limits, familiarity, the track's key) is decided anew each time."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Path, tuple[tuple[int, ...], Routine]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path) -> Routine:
+        try:
+            info = path.stat()
+        except OSError:
+            return coach.load(path)  # its mistake is told as coach tells it
+        # A file replaced by rename has a new inode; one edited in place, a new mtime or size.
+        stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        with self._lock:
+            kept = self._kept.get(path)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        routine = coach.load(path)
+        with self._lock:
+            self._kept[path] = (stamp, routine)
+        return routine
+
+
+_load = _Loaded()
+
+
 def decide(path: Path) -> Decision:
     """Load a routine and apply today's screening and frequency limits (the live-play rules)."""
-    routine = coach.load(path)
+    routine = _load(path)
     try:
         made = coach.decide(routine, SETTINGS, PURPOSE)
     except UserError as exc:
@@ -59,10 +93,23 @@ def decide(path: Path) -> Decision:
                     core=made)
 
 
-def estimate(decision: Decision) -> Plan:
-    """The plan with estimated speech lengths: enough for a list of routines."""
+def estimate(decision: Decision) -> float:
+    """The length of the session in seconds, with speech lengths estimated: enough for a list
+    of routines. Kept by the track's key, which names everything the plan is made from."""
     assert decision.core is not None
-    return coach.timed_plan(decision.core, SETTINGS, estimate=True)
+    with _estimates_lock:
+        if decision.key in _estimates:
+            return _estimates[decision.key]
+    seconds = coach.timed_plan(decision.core, SETTINGS, estimate=True).duration
+    with _estimates_lock:
+        _estimates[decision.key] = seconds
+        while len(_estimates) > 1024:
+            del _estimates[next(iter(_estimates))]
+    return seconds
+
+
+_estimates: dict[str, float] = {}
+_estimates_lock = threading.Lock()
 
 
 def make_track(decision: Decision, dest: Path) -> tuple[Plan, dict[str, object]]:

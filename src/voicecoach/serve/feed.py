@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 from voicecoach.serve.tracks import Made
@@ -70,7 +71,8 @@ def rss(base: str, tracks: list[Made], refused: list[tuple[str, str]]) -> str:
 def _item(base: str, made: Made) -> str:
     meta = made.meta
     rid, key = meta["routine"], made.key
-    url = f"{base}/track/{rid}/{key}.mp3"
+    part = quote(rid, safe="")  # an id may be any letters: a URL holds them percent-encoded
+    url = f"{base}/track/{part}/{key}.mp3"
     left = "".join(f" Left out today: {x['exercise']} ({x['reason']})." for x in meta["left_out"])
     summary = (meta["description"] + left).strip() or meta["title"]
     return f"""<item>
@@ -81,7 +83,7 @@ def _item(base: str, made: Made) -> str:
 <enclosure url={quoteattr(url)} length="{made.size}" type="audio/mpeg"/>
 <itunes:duration>{clock(meta["duration"])}</itunes:duration>
 <itunes:episodeType>full</itunes:episodeType>
-<podcast:chapters url={quoteattr(f"{base}/chapters/{rid}/{key}.json")} type="{CHAPTER_TYPE}"/>
-<podcast:transcript url={quoteattr(f"{base}/transcript/{rid}/{key}.vtt")} type="text/vtt"/>
+<podcast:chapters url={quoteattr(f"{base}/chapters/{part}/{key}.json")} type="{CHAPTER_TYPE}"/>
+<podcast:transcript url={quoteattr(f"{base}/transcript/{part}/{key}.vtt")} type="text/vtt"/>
 </item>
 """

@@ -48,6 +48,17 @@ def lan_address() -> str:
                 fix="join the home network (Wi-Fi or cable), or give --host ADDRESS")
 
 
+def _everywhere(host: str | None) -> bool:
+    """Listening on every address (none given, 0.0.0.0 or ::): a phone cannot open that
+    address, so the home-network one is printed."""
+    if not host:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -68,13 +79,18 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, except for its answer to a malformed request: to a HEAD (or
     after the route has answered) it would write a body h11 refuses, and asyncio would log the
-    error with a traceback. The 400 is sent as far as it can be; then the connection closes."""
+    error with a traceback. The 400 is sent as far as it can be; then the connection closes,
+    and the route still working on the request is told so (as when a client goes), or uvicorn
+    would log its unfinished answer as an ERROR."""
 
     def send_400_response(self, msg: str) -> None:
         try:
             super().send_400_response(msg)
         except h11.LocalProtocolError:
             self.transport.close()
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
 
 
 class _Server(uvicorn.Server):
@@ -106,7 +122,7 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
     if not found:
         raise UserError("no routines to serve",
                         fix="give a folder of routine files with --routines")
-    shown = host or lan_address()
+    shown = lan_address() if _everywhere(host) else str(host)
     sock = _bind(host or "0.0.0.0", port)
     secret = token.load_or_make(renew=new_token)
     bound = sock.getsockname()[1]
@@ -114,7 +130,7 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
     root = f"http://{name}:{bound}"
     listening = Listening(f"{root}/{secret}/", f"{root}/{secret}/feed")
     store = TrackStore(default_folder())
-    app = routes.build(secret, found, store, root)
+    app = routes.build(secret, lambda: core.routines(folders, with_library), store, root)
     config = uvicorn.Config(app, http=_Protocol, log_level="warning", access_log=False,
                             lifespan="off",
                             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=16384)

@@ -7,10 +7,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voicecoach import cancel
 from voicecoach.serve import core
 from voicecoach.storage import atomic
 
@@ -83,7 +85,7 @@ class TrackStore:
         found = self._load(decision.key)
         if found is not None:
             return found
-        with self._making:
+        with self._making, self._other_servers():
             found = self._load(decision.key)
             if found is not None:
                 return found
@@ -92,6 +94,35 @@ class TrackStore:
             meta = describe(decision, plan, track)
             atomic.write_text(self.folder / f"{decision.key}.json", json.dumps(meta))
             return Made(decision.key, mp3, meta)
+
+
+    @contextlib.contextmanager
+    def _other_servers(self) -> Iterator[None]:
+        """Held while a track is made, so that a second server on the same cache (another
+        terminal, the same data dir) waits and then finds the track made, not makes it too.
+        Where no lock can be taken (no flock, a folder that cannot be written), it goes on:
+        the worst is the same track made twice, each written whole by rename."""
+        try:
+            import fcntl
+
+            handle = open(self.folder / LOCK, "a+b")  # noqa: SIM115 (closed below)
+        except (ImportError, OSError):
+            yield
+            return
+        with handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    cancel.sleep(0.1)  # Ctrl-C while waiting stops this request at once
+                except OSError:  # a file system without locks
+                    break
+            yield
+
+
+#: The file another server's make is waited for by (an empty file beside the tracks).
+LOCK = ".making.lock"
 
 
 def describe(decision: core.Decision, plan: Any, track: dict[str, Any]) -> dict[str, Any]:
