@@ -370,8 +370,11 @@ def test_play_without_a_terminal_prints_cues_and_writes_events(
     assert [c["text"] for c in cues] == [e.text for e in want]
     assert [round(c["planned"] * RATE) for c in cues] == [e.start for e in want]
     for cue in cues:
-        planned = cue["actual"] - cues[0]["actual"]
-        assert abs(planned - (cue["planned"] - cues[0]["planned"])) <= TOL
+        # Against the player's own expectation, which moves on by any stall it logged (the
+        # feeder behind on a loaded machine); and never ahead of the plan.
+        assert abs(cue["error_ms"]) <= TOL * 1000, cue
+        elapsed = cue["actual"] - cues[0]["actual"]
+        assert elapsed >= cue["planned"] - cues[0]["planned"] - TOL, cue
     assert lines[-1]["type"] == "end"
     printed = done.stdout.splitlines()
     assert len(printed) == len(want)

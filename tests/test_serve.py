@@ -254,6 +254,36 @@ def test_routines_named_in_any_letters_get_ascii_links_that_work(tmp_path: Path)
         assert server.stop() == 130
 
 
+def test_files_whose_names_make_one_id_are_both_served(tmp_path: Path) -> None:
+    """`a b.yaml` and `A&B.yaml` both make the id a-b: neither is silently hidden; the second's
+    id carries a suffix from its own name, the same whatever else the folder holds."""
+    from voicecoach.serve import core
+
+    folder = tmp_path / "routines"
+    folder.mkdir()
+    (folder / "a b.yaml").write_text(SHORT, encoding="utf-8")
+    (folder / "A&B.yaml").write_text(SHORT.replace("Two quick moves", "Other"), encoding="utf-8")
+    found = core.routines([folder], with_library=False)
+    assert len(found) == 2 and "a-b" in found
+    (other,) = set(found) - {"a-b"}
+    assert other.startswith("a-b-")
+    (folder / "zz.yaml").write_text(SHORT, encoding="utf-8")
+    assert {k: v.name for k, v in core.routines([folder], with_library=False).items()} == {
+        **{k: v.name for k, v in found.items()}, "zz": "zz.yaml"}
+    server = Server(tmp_path, "--no-library", "--routines", str(folder)).start()
+    try:
+        answer_screening(server)
+        listed = {r["id"]: r["title"] for r in server.json("api/routines")["routines"]}  # type: ignore[index]
+        title = {"a b.yaml": "Two quick moves", "A&B.yaml": "Other"}
+        assert listed == {"a-b": title[found["a-b"].name], other: title[found[other].name],
+                          "zz": "Two quick moves"}
+        for rid in ("a-b", other):
+            made = _made(server, rid)
+            assert made["id"] == rid and server.get(made["track"])[0] == 200
+    finally:
+        assert server.stop() == 130
+
+
 def test_json_chapters_equal_the_id3_chapters(server: Server, tmp_path: Path) -> None:
     _, _, raw = server.get("feed")
     for item in ET.fromstring(raw).iter("item"):

@@ -118,8 +118,8 @@ def _path_of(request: Request, name: str) -> Path | None:
     return routines.get(rid) if isinstance(rid, str) else None
 
 
-async def _decide(path: Path) -> core.Decision:
-    return await run_in_threadpool(core.decide, path)
+async def _decide(path: Path, rid: str) -> core.Decision:
+    return await run_in_threadpool(core.decide, path, rid)
 
 
 async def _made(request: Request) -> Made | None:
@@ -165,7 +165,7 @@ async def routine_list(request: Request) -> Response:
 
 def _summary(rid: str, path: Path) -> dict[str, Any]:
     try:
-        decision = core.decide(path)
+        decision = core.decide(path, rid)
     except UserError as exc:
         return {"id": rid, "title": rid, "refused": exc.line(), "equipment": [], "left_out": [],
                 "duration": 0, "exercises": 0}
@@ -185,7 +185,7 @@ async def routine_track(request: Request) -> Response:
     path = _path_of(request, "rid")
     if path is None:
         return _no()
-    decision = await _decide(path)
+    decision = await _decide(path, request.path_params["rid"])
     if decision.refused:
         return _no(409, decision.refused)
     made = await run_in_threadpool(_state(request).store.get, decision)
@@ -222,7 +222,7 @@ async def feed(request: Request) -> Response:
     made, refused = [], []
     for rid, path in _state(request).routines.items():
         try:
-            decision = await _decide(path)
+            decision = await _decide(path, rid)
         except UserError as exc:
             refused.append((rid, exc.line()))
             continue
@@ -332,7 +332,7 @@ async def _start(request: Request, state: State, sid: str, body: dict[str, Any])
     made = await run_in_threadpool(state.store.find, key)
     if made is None or made.meta.get("routine") != rid:
         raise _Bad(404, "no such track")
-    decision = await _decide(routines[rid])
+    decision = await _decide(routines[rid], rid)
     exercises = tuple(c["title"] for c in made.meta["chapters"] if c["exercise"])
     state.sessions[sid] = Open(decision, float(made.meta["duration"]), exercises)
     while len(state.sessions) > MAX_OPEN:

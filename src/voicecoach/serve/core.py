@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ LEAD_IN = PURPOSE.lead_in
 
 
 def routines(folders: Sequence[Path], with_library: bool = True) -> dict[str, Path]:
-    """Routine ids and their files: the library's, then each folder's (an id seen first wins)."""
+    """Routine ids and their files: the library's, then each folder's. Two files whose names
+    make one id (`a b.yaml`, `A&B.yaml`; a folder's own five-minute-back.yaml) are both served:
+    the later one's id gets a suffix from its file name, the same on every start."""
     found = {coach.routine_id(p): p for p in coach.bundled()} if with_library else {}
     for folder in folders:
         try:
@@ -32,8 +35,21 @@ def routines(folders: Sequence[Path], with_library: bool = True) -> dict[str, Pa
             continue
         for path in paths:
             if path.suffix in (".yaml", ".yml") and path.is_file():
-                found.setdefault(coach.routine_id(path), path)
+                found[_free_id(found, path)] = path
     return found
+
+
+def _free_id(taken: dict[str, Path], path: Path) -> str:
+    base = coach.routine_id(path)
+    if base not in taken:
+        return base
+    name = path.name.encode("utf-8", "surrogateescape")
+    digest = hashlib.blake2b(name, digest_size=8).hexdigest()
+    for size in (4, 8, 16):
+        candidate = f"{base}-{digest[:size]}"
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("a 64-bit name digest collided")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -79,9 +95,12 @@ class _Loaded:
 _load = _Loaded()
 
 
-def decide(path: Path) -> Decision:
-    """Load a routine and apply today's screening and frequency limits (the live-play rules)."""
+def decide(path: Path, rid: str | None = None) -> Decision:
+    """Load a routine and apply today's screening and frequency limits (the live-play rules).
+    `rid` is the id the server lists it under (see routines: it may carry a suffix)."""
     routine = _load(path)
+    if rid is not None and rid != routine.id:
+        routine = routine.model_copy(update={"id": rid})
     try:
         made = coach.decide(routine, SETTINGS, PURPOSE)
     except UserError as exc:
