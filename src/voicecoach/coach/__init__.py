@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
 from voicecoach.export.mp3 import DEFAULT_BITRATE
-from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.durations import format_clock, format_duration
-from voicecoach.routine.model import Routine
 from voicecoach.routine.wording import fill
 from voicecoach.speech.base import DEFAULT_RATE
 
@@ -28,6 +26,8 @@ if TYPE_CHECKING:
     from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.live.player import Onset, Player, SessionResult
     from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request
+    from voicecoach.plan.timeline import Plan, PlanOptions
+    from voicecoach.routine.model import Routine
     from voicecoach.safety.history import SessionRecord
     from voicecoach.safety.rules import (
         QUESTIONS,
@@ -512,6 +512,8 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
 def _with_progress(make: Callable[..., _T], routine: Routine, options: PlanOptions,
                    settings: Settings, progress: Progress | None, sound: SoundOptions | None,
                    estimate: Plan | None = None) -> _T:
+    from voicecoach.plan.timeline import build_plan
+
     engine, voice, cache = speech(settings)
     if progress is not None:
         # The estimated plan names the cues to speak: enough to size the bar.
