@@ -212,11 +212,11 @@ def stitched(args: argparse.Namespace, folder: Path) -> None:
               f"runs {_fmt2(alone)}")
         print(f"  first export (cold):       wall {cold[0]:6.2f} s  cpu {cold[1]:6.2f} s  "
               f"{cold[0] / wall:.2f}x / {cold[1] / cpu:.2f}x")
-        for label, runs, target in (("stitched warm:", warm, targets[0]),
-                                    ("one cue changed:", changed, targets[1]),
-                                    ("unchanged (up to date):", unchanged, None)):
+        for label, runs, goal in (("stitched warm:", warm, targets[0]),
+                                  ("one cue changed:", changed, targets[1]),
+                                  ("unchanged (up to date):", unchanged, "0.5 s wall")):
             w, c = _med(runs, 0), _med(runs, 1)
-            goal = f" (target <= {target}x)" if target else " (target <= 0.5 s wall)"
+            goal = "" if goal is None else f" (target <= {goal}{'' if isinstance(goal, str) else 'x'})"
             print(f"  {label:25s} wall {w:6.2f} s  cpu {c:6.2f} s  runs {_fmt2(runs)}  "
                   f"wall {w / wall:.3f}x  cpu {c / cpu:.3f}x{goal}")
         print(f"  voicecoach --help:         wall {_med(helps, 0) / wall:.3f}x  "
