@@ -216,9 +216,10 @@ def stitched(args: argparse.Namespace, folder: Path) -> None:
                                   ("one cue changed:", changed, targets[1]),
                                   ("unchanged (up to date):", unchanged, "0.5 s wall")):
             w, c = _med(runs, 0), _med(runs, 1)
-            goal = "" if goal is None else f" (target <= {goal}{'' if isinstance(goal, str) else 'x'})"
+            unit = "" if isinstance(goal, str) else "x"
             print(f"  {label:25s} wall {w:6.2f} s  cpu {c:6.2f} s  runs {_fmt2(runs)}  "
-                  f"wall {w / wall:.3f}x  cpu {c / cpu:.3f}x{goal}")
+                  f"wall {w / wall:.3f}x  cpu {c / cpu:.3f}x"
+                  + ("" if goal is None else f" (target <= {goal}{unit})"))
         print(f"  voicecoach --help:         wall {_med(helps, 0) / wall:.3f}x  "
               f"cpu {_med(helps, 1) / cpu:.3f}x of ffmpeg alone")
 
