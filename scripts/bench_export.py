@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,40 @@ from voicecoach.export.mp3 import _command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_routines import write_routine
+
+
+def _child_cpu() -> float:
+    """User + system CPU seconds of every child waited for so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None,
+          stdin: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one command run to its end. CPU is the steadier
+    figure on a shared, loaded machine: waiting for a core counts in wall time only."""
+    cpu, start = _child_cpu(), time.perf_counter()
+    with (stdin.open("rb") if stdin is not None else open(os.devnull, "rb")) as source:
+        done = subprocess.run(cmd, env=env, stdin=source, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{cmd[:4]} failed: {done.stderr.decode()[-2000:]}")
+    return wall, _child_cpu() - cpu
+
+
+def _env(cache: Path) -> dict[str, str]:
+    # Compiled modules are kept (as an installed package has them), in the run's own folder.
+    env = {**os.environ, "VOICECOACH_CACHE_DIR": str(cache),
+           "PYTHONPYCACHEPREFIX": str(cache.parent / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def export_times(routine: Path, out: Path, cache: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one export run as a user runs it."""
+    return timed([sys.executable, "-m", "voicecoach", "export", str(routine), "-o", str(out),
+                  "--quiet", *extra], _env(cache))
 
 
 def run_export(
@@ -149,34 +184,52 @@ def changed_copy(routine: Path, dest: Path, n: int) -> Path:
 
 
 def stitched(args: argparse.Namespace, folder: Path) -> None:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "voicecoach", "--help"], stdout=subprocess.DEVNULL,
-                   check=True)
-    print(f"voicecoach --help: {time.perf_counter() - start:.2f} s")
+    """Each figure as wall and CPU seconds (median of the runs), and as a ratio to ffmpeg alone
+    encoding the track's own PCM, wall to wall and CPU to CPU."""
+    help_cmd = [sys.executable, "-m", "voicecoach", "--help"]
+    timed(help_cmd, _env(folder / "hcache"))  # compiles the modules, as an install does
+    helps = [timed(help_cmd, _env(folder / "hcache")) for _ in range(args.repeat)]
+    print(f"voicecoach --help: wall {_med(helps, 0):.2f} s  cpu {_med(helps, 1):.2f} s  "
+          f"runs {_fmt2(helps)}")
     for minutes, targets in ((30, (0.25, 0.3)), (120, (0.1, None))):
         routine = write_routine(folder / f"bench-{minutes}.yaml", minutes=minutes)
         cache = folder / f"scache-{minutes}"
         out = folder / f"s{minutes}.mp3"
-        cold = run_export(routine, out, cache, [])[0]
+        cold = export_times(routine, out, cache, [])
         frames = track_pcm(routine, cache, folder / "track.pcm")
         alone, warm, changed, unchanged = [], [], [], []
+        encode = _command(folder / "alone.mp3", 64, SAMPLE_RATE)
         for i in range(args.repeat):
-            alone.append(ffmpeg_on_file(folder / "track.pcm", folder / "alone.mp3"))
-            warm.append(run_export(routine, out, cache, ["--force"])[0])
+            alone.append(timed(encode, stdin=folder / "track.pcm"))
+            warm.append(export_times(routine, out, cache, ["--force"]))
             edited = changed_copy(routine, folder / f"changed-{minutes}-{i}.yaml", i)
-            changed.append(run_export(edited, folder / f"c{minutes}-{i}.mp3", cache, [])[0])
-            unchanged.append(run_export(routine, out, cache, [])[0])
+            changed.append(export_times(edited, folder / f"c{minutes}-{i}.mp3", cache, []))
+            unchanged.append(export_times(routine, out, cache, []))
         (folder / "track.pcm").unlink()
-        ref = statistics.median(alone)
+        wall, cpu = _med(alone, 0), _med(alone, 1)
         print(f"{minutes} min routine ({frames / SAMPLE_RATE / 60:.1f} min of audio):")
-        print(f"  ffmpeg alone on its PCM:  {ref:6.2f} s  runs {_fmt(alone)}")
-        print(f"  first export (cold):      {cold:6.2f} s  {cold / ref:.2f}x")
-        for label, runs, target in (("stitched warm:", warm, targets[0]),
-                                    ("one cue changed:", changed, targets[1]),
-                                    ("unchanged (up to date):", unchanged, None)):
-            med = statistics.median(runs)
-            goal = f" (target <= {target}x)" if target else ""
-            print(f"  {label:25s} {med:6.2f} s  runs {_fmt(runs)}  {med / ref:.3f}x{goal}")
+        print(f"  ffmpeg alone on its PCM:   wall {wall:6.2f} s  cpu {cpu:6.2f} s  "
+              f"runs {_fmt2(alone)}")
+        print(f"  first export (cold):       wall {cold[0]:6.2f} s  cpu {cold[1]:6.2f} s  "
+              f"{cold[0] / wall:.2f}x / {cold[1] / cpu:.2f}x")
+        for label, runs, goal in (("stitched warm:", warm, targets[0]),
+                                  ("one cue changed:", changed, targets[1]),
+                                  ("unchanged (up to date):", unchanged, "0.5 s wall")):
+            w, c = _med(runs, 0), _med(runs, 1)
+            unit = "" if isinstance(goal, str) else "x"
+            print(f"  {label:25s} wall {w:6.2f} s  cpu {c:6.2f} s  runs {_fmt2(runs)}  "
+                  f"wall {w / wall:.3f}x  cpu {c / cpu:.3f}x"
+                  + ("" if goal is None else f" (target <= {goal}{unit})"))
+        print(f"  voicecoach --help:         wall {_med(helps, 0) / wall:.3f}x  "
+              f"cpu {_med(helps, 1) / cpu:.3f}x of ffmpeg alone")
+
+
+def _med(runs: list[tuple[float, float]], i: int) -> float:
+    return statistics.median(r[i] for r in runs)
+
+
+def _fmt2(runs: list[tuple[float, float]]) -> str:
+    return " ".join(f"{w:.2f}/{c:.2f}" for w, c in runs) + " (wall/cpu)"
 
 
 def main() -> None:

@@ -47,6 +47,29 @@ def ffmpeg_version() -> str:
     return _resolved[2]
 
 
+def ffmpeg_identity() -> str:
+    """The ffmpeg in use named by its file (path, size, modification time), without running it
+    (finding and checking it runs `ffmpeg -version` twice): what names the encoder's build in
+    the keys of cached MP3 frames, where a warm export then runs no ffmpeg at all. Falls back
+    to the version line where the file cannot be named that way."""
+    override = os.environ.get(ENV_FFMPEG) or None
+    try:
+        if override is not None:
+            path = shutil.which(override) or override
+        else:
+            path = os.environ.get("IMAGEIO_FFMPEG_EXE") or _bundled_ffmpeg()
+        info = os.stat(path)
+    except Exception:  # an imageio-ffmpeg without the bundled binary, or changed inside
+        return ffmpeg_version()
+    return f"{os.path.abspath(path)}|{info.st_size}|{info.st_mtime_ns}"
+
+
+def _bundled_ffmpeg() -> str:
+    from imageio_ffmpeg import _utils
+
+    return os.path.join(_utils._get_bin_dir(), _utils.FNAME_PER_PLATFORM[_utils.get_platform()])
+
+
 def pcm_format(rate: int = SAMPLE_RATE) -> list[str]:
     """ffmpeg's options for the project's raw PCM, before `-i` (input) or an output."""
     return ["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS)]

@@ -44,7 +44,8 @@ from voicecoach.audio import loudness as lu
 from voicecoach.audio import pcm
 from voicecoach.audio import tones as chime_sounds
 from voicecoach.audio.assemble import CHUNK_FRAMES, pcm_chunks
-from voicecoach.audio.options import SoundOptions
+from voicecoach.audio.options import CEILING_DB as CEILING_DB  # where it was first defined
+from voicecoach.audio.options import PROCESS_VERSION, SoundOptions, levelled_key
 from voicecoach.plan.timeline import ChimeKind, Plan
 
 if TYPE_CHECKING:
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
     from voicecoach.storage.cache import ClipCache
     from voicecoach.storage.spool import ClipStore
 
-#: The promised true peak of an exported track, and the PCM ceiling (of the limiter's detector)
-#: that keeps it once the encoder's error is added (see above).
-CEILING_DB = -2.5
 #: LAME's fixed 0.95 scale, put back so the MP3 (not the PCM) meets the target.
 ENCODER_GAIN_DB = 20 * math.log10(0.95)
 #: The duck's ramps: down over the 150 ms before a cue's first word, up over 150 ms after its last.
@@ -63,8 +61,6 @@ DUCK_RAMP = 0.15
 MUSIC_LEVEL = 0.0
 MUSIC_FADE_IN = 3.0
 MUSIC_FADE_OUT = 5.0
-#: Bump when processing changes, so cached processed clips are made anew.
-PROCESS_VERSION = 1
 #: A levelled clip measures its target within this many LU, found in at most this many tries.
 PROCESS_TOLERANCE = 0.1
 PROCESS_STEPS = 8
@@ -89,11 +85,10 @@ class ClipInfo:
 def analyse(pcm: bytes, cache: ClipCache | None = None) -> ClipInfo:
     """A clip's loudness and energy profile (kept in the clip cache, by the clip's content)."""
     digest = hashlib.blake2b(pcm, digest_size=16).hexdigest()
-    key = hashlib.sha256(json.dumps(["analysis", PROCESS_VERSION, digest]).encode()).hexdigest()
-    stored = cache.get(key) if cache is not None else None
-    if stored is not None and len(stored) % 8 == 0 and stored:
-        values = np.frombuffer(stored, "<f8")
-        return ClipInfo(float(values[0]), values[1:], digest)
+    known = analysis(digest, cache)
+    if known is not None:
+        return known
+    key = _analysis_key(digest)
     x = _floats(pcm)
     if not len(x):
         return ClipInfo(lu.SILENT, np.zeros(0), digest)
@@ -101,6 +96,32 @@ def analyse(pcm: bytes, cache: ClipCache | None = None) -> ClipInfo:
     if cache is not None:
         cache.put(key, np.concatenate([[info.loudness], info.subs]).astype("<f8").tobytes())
     return info
+
+
+def analysis(digest: str, cache: ClipCache | None) -> ClipInfo | None:
+    """The stored analysis of the clip whose content has this digest (cache.peek gives it)."""
+    stored = cache.get(_analysis_key(digest)) if cache is not None else None
+    if stored is not None and len(stored) % 8 == 0 and stored:
+        values = np.frombuffer(stored, "<f8")
+        return ClipInfo(float(values[0]), values[1:], digest)
+    return None
+
+
+def _analysis_key(digest: str) -> str:
+    return hashlib.sha256(json.dumps(["analysis", PROCESS_VERSION, digest]).encode()).hexdigest()
+
+
+def levelled(raw: bytes, info: ClipInfo, level: float, ceiling: float,
+             cache: ClipCache | None) -> bytes:
+    """The clip at the session's level: from the cache when it has it, else made and kept."""
+    key = processed_key(info, level, ceiling)
+    pcm = cache.get(key) if cache is not None else None
+    if pcm is None or len(pcm) != len(raw):
+        pcm = process(raw, info, level, ceiling)
+        cancel.check()  # a clip levelled to its end is kept, and only then
+        if cache is not None:
+            cache.put(key, pcm)
+    return pcm
 
 
 def process(pcm: bytes, info: ClipInfo, target: float, ceiling: float) -> bytes:
@@ -136,8 +157,7 @@ def process(pcm: bytes, info: ClipInfo, target: float, ceiling: float) -> bytes:
 
 
 def processed_key(info: ClipInfo, target: float, ceiling: float) -> str:
-    fields = ["processed", PROCESS_VERSION, info.digest, round(target, 3), round(ceiling, 6)]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    return levelled_key(info.digest, target, ceiling)
 
 
 # -- the track model ------------------------------------------------------------------------
@@ -331,20 +351,12 @@ def make_sound(
         if music is not None:
             gain = lu.db_to_gain(MUSIC_LEVEL - music.loudness)
             bed_at_zero = Bed(music, gain, options.duck, ducking, plan.total, plan.rate)
-        # What the PCM must measure for the MP3 to measure the target.
-        wanted = options.loudness - ENCODER_GAIN_DB
-        at_zero = lu.gated(track_cells(plan, infos, 0.0, chime_infos, 0.0, bed_at_zero))
-        correction = max(-MAX_CORRECTION, min(MAX_CORRECTION, -at_zero))
-        if music is None:
-            # On a fixed ladder of levels, so that the levelled clips (and the MP3 frames cached
-            # from them, voicecoach.export.stitch) stay the same when a cue changes elsewhere.
-            step = LEVEL_STEP
-            level = wanted + step * round((correction + LIMITING_ALLOWANCE) / step)
-        else:
-            level = wanted + correction
+        level = _level(plan, infos, chime_infos, options, bed_at_zero)
         order = list(dict.fromkeys(e.text for e in plan.events if e.text))
         clips = LevelledClips(order, raw, infos, level, ceiling, cache)
-        rendered = {kind: chime_sounds.render(kind, level, ceiling, tones[kind]) for kind in kinds}
+        rendered = Chimes(level, ceiling)
+        rendered.update({kind: chime_sounds.render(kind, level, ceiling, tones[kind])
+                         for kind in kinds})
         bed = None
         if music is not None:
             # The music's level goes into the spooled music itself, limited once.
@@ -363,6 +375,46 @@ def make_sound(
             close()
 
     return Mixer(plan, clips, rendered, bed, ceiling, on_close=on_close)
+
+
+def _level(plan: Plan, infos: Mapping[str, ClipInfo], chime_infos: Mapping[ChimeKind, ClipInfo],
+           options: SoundOptions, bed_at_zero: Bed | None) -> float:
+    """The clips' common level: what the track model puts on the target."""
+    # What the PCM must measure for the MP3 to measure the target.
+    wanted = options.loudness - ENCODER_GAIN_DB
+    at_zero = lu.gated(track_cells(plan, infos, 0.0, chime_infos, 0.0, bed_at_zero))
+    correction = max(-MAX_CORRECTION, min(MAX_CORRECTION, -at_zero))
+    if bed_at_zero is None:
+        # On a fixed ladder of levels, so that the levelled clips (and the MP3 frames cached
+        # from them, voicecoach.export.stitch) stay the same when a cue changes elsewhere.
+        step = LEVEL_STEP
+        return wanted + step * round((correction + LIMITING_ALLOWANCE) / step)
+    return wanted + correction
+
+
+def speech_level(plan: Plan, infos: Mapping[str, ClipInfo], options: SoundOptions,
+                 cache: ClipCache | None) -> float:
+    """The level make_sound sets for a session without music (voicecoach.audio.prepare keeps it
+    by the plan, so that an unchanged export needs neither numpy nor any clip)."""
+    kinds = {c.kind for c in plan.chimes}
+    chime_infos = {kind: analyse(_pcm(_tone(kind, cache)), cache) for kind in kinds}
+    return _level(plan, infos, chime_infos, options, None)
+
+
+def chime(kind: ChimeKind, level: float, ceiling: float, cache: ClipCache | None) -> bytes:
+    return chime_sounds.render(kind, level, ceiling, _tone(kind, cache))
+
+
+class Chimes(dict[ChimeKind, bytes]):
+    """The session's chimes, each named by what makes it (voicecoach.export.stitch keys the
+    MP3 frames made from a chime by that name)."""
+
+    def __init__(self, level: float, ceiling: float) -> None:
+        super().__init__()
+        self.level, self.ceiling = level, ceiling
+
+    def identity(self, kind: ChimeKind) -> str:
+        return chime_sounds.identity(kind, self.level, self.ceiling)
 
 
 def _tone(kind: ChimeKind, cache: ClipCache | None) -> np.ndarray:
@@ -403,16 +455,14 @@ class LevelledClips(Mapping[str, bytes]):
 
     def _make(self, text: str) -> None:
         cancel.check()
-        info = self._infos[text]
-        key = processed_key(info, self._level, self._ceiling)
-        raw = self._raw[text]
-        pcm = self._cache.get(key) if self._cache is not None else None
-        if pcm is None or len(pcm) != len(raw):
-            pcm = process(raw, info, self._level, self._ceiling)
-            cancel.check()  # a clip levelled to its end is kept, and only then
-            if self._cache is not None:
-                self._cache.put(key, pcm)
+        pcm = levelled(self._raw[text], self._infos[text], self._level, self._ceiling,
+                       self._cache)
         self._out.add(text, pcm)
+
+    def identity(self, text: str) -> str:
+        """The clip's name by its inputs (the raw clip, the level): voicecoach.export.stitch
+        keys the MP3 frames made from it by that."""
+        return processed_key(self._infos[text], self._level, self._ceiling)
 
     def __getitem__(self, text: str) -> bytes:
         job = self._jobs[text]

@@ -11,6 +11,13 @@ from voicecoach.errors import UserError
 if TYPE_CHECKING:  # the planner (and pydantic) load only where a plan is made, not at start-up
     from voicecoach.plan.timeline import PlanOptions
 
+#: Bump when levelling (voicecoach.audio.mix: clips, chimes, the session's level) changes, so
+#: cached levelled clips, levels and the MP3 frames made from them are made anew.
+PROCESS_VERSION = 1
+#: The PCM ceiling (dBTP, of the limiter's detector) that keeps an exported track's true peak
+#: under -1 dBTP once the encoder's error is added (see voicecoach.audio.mix).
+CEILING_DB = -2.5
+
 DEFAULT_LOUDNESS = -16.0
 LOUDNESS_RANGE = (-30.0, -14.0)
 DEFAULT_DUCK = -12.0
@@ -48,3 +55,13 @@ class SoundOptions:
             countdown_ticks=(options.countdown_ticks if self.countdown_ticks is None
                              else self.countdown_ticks),
         )
+
+
+def levelled_key(digest: str, level: float, ceiling: float) -> str:
+    """The cache key of a clip levelled to `level` under `ceiling` (linear), from the digest of
+    the raw clip: it names the levelled PCM by its inputs, so it is known without the PCM."""
+    import hashlib
+    import json
+
+    fields = ["processed", PROCESS_VERSION, digest, round(level, 3), round(ceiling, 6)]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from functools import cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from voicecoach.audio.ffmpeg import pydub_audio_segment
-from voicecoach.audio.loudness import clip_loudness, db_to_gain, limit
+from voicecoach.audio.options import PROCESS_VERSION
 from voicecoach.audio.pcm import SAMPLE_RATE, to_s16
 from voicecoach.plan.timeline import CHIME_SECONDS, TICK_SECONDS, ChimeKind
+
+# numpy loads where a chime is made: naming one (identity) needs only the tables below.
+if TYPE_CHECKING:
+    import numpy as np
 
 #: (frequency Hz, onset ms, length ms, level dB) of each note: a rising pair for "go", the same
 #: pair falling for "stop", a bell with its octave for "rest is over", a high blip for a tick.
@@ -25,6 +30,13 @@ LEVEL = {ChimeKind.HOLD_START: -6.0, ChimeKind.HOLD_END: -6.0, ChimeKind.REST_EN
          ChimeKind.TICK: -14.0}
 
 
+def identity(kind: ChimeKind, speech_lufs: float, ceiling: float) -> str:
+    """A name for render(kind, speech_lufs, ceiling) made from its inputs, without making it."""
+    fields = ["chime", PROCESS_VERSION, kind.value, TONES[kind], LEVEL[kind],
+              round(speech_lufs, 3), round(ceiling, 6)]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
 def chime_frames(kind: ChimeKind, rate: int = SAMPLE_RATE) -> int:
     return round((TICK_SECONDS if kind == ChimeKind.TICK else CHIME_SECONDS) * rate)
 
@@ -34,6 +46,8 @@ def tone(kind: ChimeKind) -> np.ndarray:
     """The chime as float samples (full scale 1.0), before levelling: notes with a 4 ms attack
     and a decay to silence over the rest of their length, laid over silence of the plan's length.
     """
+    import numpy as np
+
     segment_type = pydub_audio_segment()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Couldn't find ffmpeg", RuntimeWarning)
@@ -56,6 +70,8 @@ def render(
 ) -> bytes:
     """The chime as s16le PCM at LEVEL[kind] LU from the speech loudness, peaks under ceiling.
     `made` may pass tone(kind) when it is already at hand."""
+    from voicecoach.audio.loudness import clip_loudness, db_to_gain, limit
+
     x = tone(kind) if made is None else made
     x = x * db_to_gain(speech_lufs + LEVEL[kind] - clip_loudness(x))
     x = limit(x, ceiling)

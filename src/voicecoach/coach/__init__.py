@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError
 from voicecoach.export.mp3 import DEFAULT_BITRATE
-from voicecoach.plan.timeline import Plan, PlanOptions, build_plan
 from voicecoach.routine.durations import format_clock, format_duration
-from voicecoach.routine.model import Routine
 from voicecoach.routine.wording import fill
 from voicecoach.speech.base import DEFAULT_RATE
 
@@ -23,11 +21,13 @@ from voicecoach.speech.base import DEFAULT_RATE
 # used: a command that does not need them (`--help`, an export that is up to date) starts
 # without them.
 if TYPE_CHECKING:
-    from voicecoach.audio.prepare import Prepared
+    from voicecoach.audio.prepare import LazyPrepared, Prepared
     from voicecoach.export.outputs import STDOUT, OutputPlan
     from voicecoach.export.tracks import ExportOptions, Track
     from voicecoach.live.player import Onset, Player, SessionResult
     from voicecoach.plan.compose import DEFAULT_EQUIPMENT, Composition, Request
+    from voicecoach.plan.timeline import Plan, PlanOptions
+    from voicecoach.routine.model import Routine
     from voicecoach.safety.history import SessionRecord
     from voicecoach.safety.rules import (
         QUESTIONS,
@@ -360,7 +360,7 @@ class Session:
     sends to the speakers), and what safety decided. Close it when done."""
 
     decision: Decision
-    audio: Prepared
+    audio: Prepared | LazyPrepared
     started: float
 
     @property
@@ -407,17 +407,21 @@ def prepare(
 
 
 def render(decision: Decision, settings: Settings, *, progress: Progress | None = None,
-           estimate: Plan | None = None) -> Session:
+           estimate: Plan | None = None, lazy: bool = False) -> Session:
     """Speak (or fetch from the cache) every cue of a decided session and make its sound.
-    `estimate` (a plan from text lengths, if one was made already) sizes the progress bar."""
+    `estimate` (a plan from text lengths, if one was made already) sizes the progress bar.
+    `lazy`: read, level and mix the clips only as they are asked for (a stitched export of
+    cached pieces asks for none; voicecoach.audio.prepare.LazyPrepared)."""
+    from functools import partial
+
     from voicecoach.audio.prepare import prepare as prepare_audio
 
     started = time.time()
     if progress is not None:
         # Made only when a bar is to be sized, and once: an export's job has one already.
         estimate = estimate or estimate_plan(decision, settings)
-    audio = _with_progress(prepare_audio, decision.routine, decision.options, settings,
-                           progress, settings.sound(), estimate)
+    audio = _with_progress(partial(prepare_audio, lazy=lazy), decision.routine,
+                           decision.options, settings, progress, settings.sound(), estimate)
     return Session(decision, audio, started)
 
 
@@ -508,6 +512,8 @@ def catalogue(settings: Settings | None = None, *, estimate: bool = False,
 def _with_progress(make: Callable[..., _T], routine: Routine, options: PlanOptions,
                    settings: Settings, progress: Progress | None, sound: SoundOptions | None,
                    estimate: Plan | None = None) -> _T:
+    from voicecoach.plan.timeline import build_plan
+
     engine, voice, cache = speech(settings)
     if progress is not None:
         # The estimated plan names the cues to speak: enough to size the bar.
@@ -709,7 +715,8 @@ def export(
 
     options = settings.export_options()
     routine = job.decision.routine
-    session = render(job.decision, settings, progress=progress, estimate=job.estimate)
+    session = render(job.decision, settings, progress=progress, estimate=job.estimate,
+                     lazy=options.stitch and not split and settings.music is None)
     advance = progress.advance if progress is not None else None
     with session:
         if progress is not None:

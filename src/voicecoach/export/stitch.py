@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicecoach import cancel
-from voicecoach.audio.ffmpeg import ffmpeg_version, last_line, mp3_command
+from voicecoach.audio.ffmpeg import ffmpeg_identity, last_line, mp3_command
 from voicecoach.audio.pcm import frames as frames_of
 from voicecoach.audio.pcm import nbytes, silence
 from voicecoach.errors import EncoderError, os_fault
@@ -29,8 +29,8 @@ from voicecoach.storage.cache import ClipCache
 # wherever its frames are copied into a run of silent frames: the track decodes to the sum of
 # its pieces. Pieces must not share a frame: sounds closer than MERGE are encoded as one piece.
 
-#: Bump when the layout of a cached piece changes.
-FORMAT_VERSION = 1
+#: Bump when the layout of a cached piece (or how pieces are named) changes.
+FORMAT_VERSION = 2
 #: LAME's encoder delay (samples before input sample 0; the decoder adds 529 of its own).
 ENCODER_DELAY = 576
 DECODER_DELAY = 529
@@ -125,6 +125,28 @@ def _piece(group: list[tuple[int, int, str | ChimeKind]]) -> Piece:
     return Piece(start, end - start, tuple((a - start, src) for a, _, src in group))
 
 
+def piece_name(
+    piece: Piece, speech: Mapping[str, int], clips: Mapping[str, bytes],
+    chimes: Mapping[ChimeKind, bytes],
+) -> list[object]:
+    """What makes the piece's samples, without them: each part's offset and the name of its
+    sound by its inputs (`identity` of the clips and chimes mappings: the raw clip's digest and
+    the level, or the chime's tones and level), and how much of a clip the plan plays
+    (`speech`, by text)."""
+    named = []
+    for offset, source in piece.parts:
+        if isinstance(source, ChimeKind):
+            named.append([offset, chimes.identity(source), None])  # type: ignore[attr-defined]
+        else:
+            named.append([offset, clips.identity(source), speech[source]])  # type: ignore[attr-defined]
+    return [piece.length, named]
+
+
+def _named(clips: Mapping[str, bytes], chimes: Mapping[ChimeKind, bytes]) -> bool:
+    return callable(getattr(clips, "identity", None)) and callable(
+        getattr(chimes, "identity", None))
+
+
 def piece_pcm(
     piece: Piece, plan: Plan, clips: Mapping[str, bytes], chimes: Mapping[ChimeKind, bytes]
 ) -> bytes:
@@ -145,13 +167,14 @@ def piece_pcm(
 
 
 class FrameCache:
-    """Encoded pieces in the clip cache, keyed by their samples, the bit rate and the encoder's
+    """Encoded pieces in the clip cache, keyed by the inputs of their samples (piece_name; or
+    by the samples themselves where the sounds have no names), the bit rate and the encoder's
     build; a batch of missing pieces costs one run of the encoder. `encodes` counts the pieces
     encoded (what a changed cue costs)."""
 
     def __init__(self, cache: ClipCache | None, bitrate: int, rate: int) -> None:
         self.cache, self.bitrate, self.rate = cache, bitrate, rate
-        self._settings = [FORMAT_VERSION, bitrate, rate, ffmpeg_version()]
+        self._settings = [FORMAT_VERSION, bitrate, rate, ffmpeg_identity()]
         self.encodes = 0
         self.runs = 0
 
@@ -160,12 +183,16 @@ class FrameCache:
         return hashlib.sha256(json.dumps(["mp3 piece", *self._settings, digest]).encode()
                               ).hexdigest()
 
-    def get_many(self, pcms: list[bytes]) -> list[Encoded]:
-        keys = [self.key(p) for p in pcms]
+    def named_key(self, name: list[object]) -> str:
+        return hashlib.sha256(json.dumps(["mp3 named piece", *self._settings, name]).encode()
+                              ).hexdigest()
+
+    def get_many(self, keys: list[str], pcm_of: Callable[[int], bytes]) -> list[Encoded]:
+        """The pieces under `keys`; the missing ones are made from pcm_of(their index)."""
         found: list[Encoded | None] = [self._get(k) for k in keys]
         missing = [i for i, e in enumerate(found) if e is None]
         if missing:
-            made = self.encode([pcms[i] for i in missing])
+            made = self.encode([pcm_of(i) for i in missing])
             for i, enc in zip(missing, made, strict=True):
                 found[i] = enc
                 if self.cache is not None:
@@ -358,16 +385,26 @@ def place(
     encoder spread into each other (not seen yet: MERGE keeps them apart) are merged and
     encoded again."""
     merge = MERGE
+    named = _named(clips, chimes)
+    speech = {e.text: e.speech for e in plan.events if e.text}
     while True:
         found = pieces(plan, merge)
         memo: dict[Piece, int] = {}
-        distinct: list[bytes] = []
+        shapes: list[Piece] = []
         for piece in found:
             shape = Piece(0, piece.length, piece.parts)
             if shape not in memo:
-                memo[shape] = len(distinct)
-                distinct.append(piece_pcm(shape, plan, clips, chimes))
-        encoded = coder.get_many(distinct)
+                memo[shape] = len(shapes)
+                shapes.append(shape)
+
+        def pcm_of(i: int, shapes: list[Piece] = shapes) -> bytes:
+            return piece_pcm(shapes[i], plan, clips, chimes)
+
+        # Named by their inputs, pieces found in the cache need no samples at all: a warm
+        # export reads and levels no clip.
+        keys = ([coder.named_key(piece_name(s, speech, clips, chimes)) for s in shapes] if named
+                else [coder.key(pcm_of(i)) for i in range(len(shapes))])
+        encoded = coder.get_many(keys, pcm_of)
         placed = []
         for piece in found:
             enc = encoded[memo[Piece(0, piece.length, piece.parts)]]

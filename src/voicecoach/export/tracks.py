@@ -29,7 +29,7 @@ from voicecoach.routine.wording import fill
 from voicecoach.storage import atomic
 
 if TYPE_CHECKING:
-    from voicecoach.audio.prepare import Prepared
+    from voicecoach.audio.prepare import LazyPrepared, Prepared
 
 Progress = Callable[[int], None]
 
@@ -86,7 +86,7 @@ class Track:
 
 def export_track(
     routine: Routine,
-    prepared: Prepared,
+    prepared: Prepared | LazyPrepared,
     dest: Path,
     options: ExportOptions,
     on_progress: Progress | None = None,
@@ -114,9 +114,9 @@ def export_track(
     def finish(tmp: Path) -> None:
         write_tags(tmp, _keyed(tags, tmp, key, companions))
 
-    if options.stitch and prepared.mixer.bed is None:
+    if options.stitch and prepared.stitchable:
         with atomic.atomic_target(dest) as tmp:
-            write_stitched(plan, prepared.clips, prepared.mixer.chimes, tmp,
+            write_stitched(plan, prepared.clips, prepared.chimes, tmp,
                            bitrate=options.bitrate, cache=prepared.cache,
                            on_progress=on_progress)
             cancel.stage("tagging")
@@ -134,7 +134,7 @@ def export_track(
 
 def export_split(
     routine: Routine,
-    prepared: Prepared,
+    prepared: Prepared | LazyPrepared,
     folder: Path,
     options: ExportOptions,
     on_progress: Progress | None = None,
@@ -163,8 +163,8 @@ def export_split(
     return [*tracks[:-1], _with_extra(tracks[-1], folder / playlist.name)] if tracks else tracks
 
 
-def _write_part(plan: Plan, routine: Routine, prepared: Prepared, dest: Path, number: int,
-                count: int, part: tuple[str, int, int], playlist_text: str,
+def _write_part(plan: Plan, routine: Routine, prepared: Prepared | LazyPrepared, dest: Path,
+                number: int, count: int, part: tuple[str, int, int], playlist_text: str,
                 options: ExportOptions, on_progress: Progress | None, key: str | None) -> Track:
     title, start, end = part
     lrc = dest.with_suffix(".lrc")
@@ -271,7 +271,7 @@ def plan_outputs(
 
 def export_to_stream(
     routine: Routine,
-    prepared: Prepared,
+    prepared: Prepared | LazyPrepared,
     stream: BinaryIO,
     options: ExportOptions,
     on_progress: Progress | None = None,

@@ -35,7 +35,7 @@ __all__ = ["FADE_MS", "MAX_GAIN_DB", "MIN_GAIN_DB", "RESTART_GRACE", "VOLUME_STE
            "Transport", "exercise_start", "open_device", "scale", "sections"]
 
 if TYPE_CHECKING:
-    from voicecoach.audio.prepare import Prepared
+    from voicecoach.audio.prepare import LazyPrepared, Prepared
 
 #: Frames the device asks for at a time. Small, so commands act within ~10 ms and onsets are
 #: stamped finely; the device keeps one or two more periods queued against scheduling hiccups.
@@ -106,7 +106,7 @@ class Player:
 
     def __init__(
         self,
-        prepared: Prepared,
+        prepared: Prepared | LazyPrepared,
         *,
         audio: str = "default",
         start: int = 0,

@@ -29,14 +29,7 @@ def render_clips(
     for done, text in enumerate(unique, 1):
         cancel.check()
         spoken = speakable(text)
-        key = ClipCache.key(
-            spoken,
-            engine=engine.name,
-            engine_version=engine.version,
-            voice=voice.id,
-            rate=settings.rate,
-            volume=settings.volume,
-        )
+        key = clip_key(engine, voice.id, text, settings)
         pcm = cache.get(key) if cache is not None else None
         if pcm is None:
             # Nothing left to say (a cue of emoji alone) is a clip of no length.
@@ -47,3 +40,9 @@ def render_clips(
         if on_progress is not None:
             on_progress(done, len(unique))
     return clips
+
+
+def clip_key(engine: Engine, voice_id: str, text: str, settings: VoiceSettings) -> str:
+    """The clip cache key of a cue's clip (`voice_id`: the voice as the engine resolves it)."""
+    return ClipCache.key(speakable(text), engine=engine.name, engine_version=engine.version,
+                         voice=voice_id, rate=settings.rate, volume=settings.volume)

@@ -89,6 +89,27 @@ class ClipCache:
                 os.utime(path)  # recently used: the last to be pruned
         return payload
 
+    def peek(self, key: str) -> tuple[int, str] | None:
+        """(payload bytes, hex digest) of the entry under key, from its header alone: what a
+        clip is (its length and content) without reading it. The payload is checked only when
+        it is read (get): a damaged one is a miss there."""
+        if not self.enabled:
+            return None
+        path = self.path(key)
+        try:
+            with open(path, "rb") as file:
+                head = file.read(_HEADER.size)
+                size = os.fstat(file.fileno()).st_size
+            os.utime(path)  # recently used: the last to be pruned
+        except OSError:
+            return None
+        if len(head) < _HEADER.size:
+            return None
+        magic, version, length, digest = _HEADER.unpack(head)
+        if magic != MAGIC or version != FORMAT_VERSION or size != _HEADER.size + length:
+            return None
+        return length, digest.hex()
+
     def put(self, key: str, pcm: bytes) -> bool:
         """Store a clip atomically; False (and last_error) if the cache cannot be written."""
         if not self.enabled:
