@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from voicecoach.errors import RoutineErrors
 from voicecoach.routine.loader import load_routine
 
@@ -83,7 +84,8 @@ def test_line_breaks_and_tabs_in_text_are_still_fine(tmp_path: Path) -> None:
 def test_the_events_file_of_play_must_be_jsonl(tmp_path: Path) -> None:
     keep = tmp_path / "music.mp3"
     keep.write_bytes(b"not to be overwritten")
-    done = _run(["play", "five-minute-back", "--audio", "none", "--events", str(keep)], tmp_path)
+    done = run_cli("play", "five-minute-back", "--audio", "none", "--events", str(keep),
+                   cwd=tmp_path)
     assert done.returncode == 2 and keep.read_bytes() == b"not to be overwritten", done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
@@ -94,7 +96,7 @@ def test_make_checks_its_output_before_any_work(dest: str, tmp_path: Path) -> No
     (tmp_path / "a-file").write_text("keep", encoding="utf-8")
     dest = "folder.yaml" if dest == "folder" else dest
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = _run(["make", "-o", dest], tmp_path)
+    done = run_cli("make", "-o", dest, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli as run_in_process
 from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
 from voicecoach.routine.loader import load_routine
@@ -114,8 +115,12 @@ def _env() -> dict[str, str]:
 
 
 def run_cli(*args: str | Path, preexec_fn: Callable[[], None] | None = None) -> Run:
-    """`python -m voicecoach ARGS` as a user would run it, without measurement."""
+    """`voicecoach ARGS` as a user would run it, without measurement: in this process
+    (helpers.run_cli) unless the child needs a pre-exec step."""
     start = time.perf_counter()
+    if preexec_fn is None:
+        done = run_in_process(*args, cwd=ROOT)
+        return Run(done.returncode, done.stdout, done.stderr, wall=time.perf_counter() - start)
     proc = subprocess.run(
         [sys.executable, "-m", "voicecoach", *map(str, args)],
         capture_output=True,
