@@ -56,10 +56,11 @@ def _leave(code: int) -> None:
     raise _Left(code)
 
 
-def _needs_own_process(args: list[str]) -> bool:
-    # libespeak-ng serves one engine per process (speech.base.claim_libespeak): a test process
-    # has the espeak engine already, so pyttsx3 gets a process of its own.
-    return "pyttsx3" in args
+def _needs_own_process(args: list[str], env: Mapping[str, str]) -> bool:
+    # libespeak-ng serves one engine per process (speech.base.claim_libespeak), started once
+    # with its voice data: a test process has the espeak engine already, so pyttsx3, or other
+    # voice data, gets a process of its own.
+    return "pyttsx3" in args or "VOICECOACH_ESPEAK_DATA" in env
 
 
 def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
@@ -70,7 +71,7 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
     command needs a process of its own."""
     argv = [str(a) for a in args]
     env = dict(env or {})
-    if _needs_own_process(argv):
+    if _needs_own_process(argv, env):
         return subprocess.run([sys.executable, "-m", "voicecoach", *argv], capture_output=True,
                               text=True, input=input, cwd=cwd, env={**os.environ, **env},
                               timeout=timeout)
