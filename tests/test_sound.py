@@ -341,6 +341,7 @@ def long_session(folder: Path):  # type: ignore[no-untyped-def]
     prepared.close()
 
 
+@pytest.mark.slow  # a giant input: 24 minutes streamed
 def test_streaming_a_long_session_with_music_keeps_memory_flat(long_session) -> None:  # type: ignore[no-untyped-def]
     assert long_session.plan.duration > 20 * 60
     # Clips are levelled on background threads; let that finish first, so what is traced is

@@ -509,7 +509,13 @@ def check_limits(path: Path, run: Run, baseline: Baseline) -> None:
     print(f"{path.name}: peak RSS {run.maxrss / 2**20:.1f} MiB, validate {elapsed * 1000:.0f} ms")
 
 
-@pytest.mark.parametrize("name", sorted(GENERATED))
+#: Giants that the fast lane leaves to the full suite: the same limits are met in the fast lane by
+#: deep-nesting-flow.yaml (nesting) and over-1mb-by-one-byte.yaml (size).
+GIANTS = {"deep-nesting-flow-400k.yaml", "exactly-1mb-long-description.yaml", "huge-10mb.yaml"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow if n in GIANTS else ())
+                                  for n in sorted(GENERATED)])
 def test_generated_heavy_input(name: str, generated_dir: Path, baseline: Baseline) -> None:
     path = generated_dir / name
     run = heavy_run(path, baseline)
