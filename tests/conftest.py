@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -54,8 +55,20 @@ def seed() -> int:
 
 @pytest.fixture
 def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run `python -m voicecoach ARGS` in a subprocess, as a user would."""
-    import subprocess
+    """Run `voicecoach ARGS` in this process (helpers.run_cli), in tmp_path unless told."""
+    import helpers
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return helpers.run_cli(*args, cwd=cwd or tmp_path, env=env, timeout=timeout, input=input)
+
+    return run
+
+
+@pytest.fixture
+def run_cli_process(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `python -m voicecoach ARGS` in a subprocess, as a user would (for what is about the
+    process: signals, start-up, the terminal)."""
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:

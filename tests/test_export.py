@@ -207,6 +207,7 @@ def test_show_times_match_export_with_voice_options(tmp_path: Path, run_cli) -> 
     assert abs(len(decoded(tmp_path / "f.mp3")) / 22050 - plan["duration"]) < 0.05
 
 
+@pytest.mark.slow  # every bundled routine, spoken and encoded (the fast lane exports others)
 def test_export_all_writes_every_bundled_routine(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     listed = json.loads(run_cli("list", "--json").stdout)
     done = run_cli("export", "--all", "tracks", "--bitrate", "32", "--json", timeout=300)

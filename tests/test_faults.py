@@ -280,7 +280,7 @@ def sweep(count: int, clean: dict[str, Clean], tmp_path: Path) -> None:
 
 def test_interrupted_exports_keep_only_complete_work(clean_runs: dict, tmp_path: Path) -> None:
     """A few moments (a different few each run): the fast lane's share of the storm below."""
-    sweep(6, clean_runs, tmp_path)
+    sweep(4, clean_runs, tmp_path)
 
 
 @pytest.mark.slow
@@ -328,7 +328,8 @@ def _limit_file_size(limit: int):  # type: ignore[no-untyped-def]
     return apply
 
 
-@pytest.mark.parametrize("limit", [200_000, 1_300_000], ids=["while-spooling", "while-encoding"])
+@pytest.mark.parametrize("limit", [pytest.param(200_000, marks=pytest.mark.slow), 1_300_000],
+                         ids=["while-spooling", "while-encoding"])
 def test_a_full_disk_gives_one_clear_error_and_nothing_partial(workdir: dict, limit: int) -> None:
     folder: Path = workdir["folder"]  # type: ignore[assignment]
     dest = folder / f"full-{limit}.mp3"

@@ -4,16 +4,16 @@ a located error (PATH:LINE:COL). Never a traceback, a hang or unbounded memory."
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import run_cli
 from voicecoach.errors import RoutineErrors, UserError
 from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.loader import load_routine
@@ -102,10 +102,15 @@ _count = [0]
 LOCATED = re.compile(r"^(?P<path>.+):(\d+):(\d+): \S")
 
 
-@settings(max_examples=1000, deadline=2000, derandomize=False,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(text=routine_text())
-def test_any_document_validates_or_fails_with_a_location(text: str, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+# The fast lane tries 100 documents; the full suite 1000.
+@pytest.mark.parametrize("examples", [100, pytest.param(1000, marks=pytest.mark.slow)])
+def test_any_document_validates_or_fails_with_a_location(examples: int, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    settings(max_examples=examples, deadline=2000, derandomize=False,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(
+        given(text=routine_text())(_validates_or_fails_with_a_location))(tmp_path_factory)
+
+
+def _validates_or_fails_with_a_location(tmp_path_factory, text: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.getbasetemp() / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
     _count[0] += 1
@@ -136,8 +141,7 @@ def test_any_document_validates_or_fails_with_a_location(text: str, tmp_path_fac
 def test_the_cli_gives_exit_2_and_no_traceback(text: str, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     path = Path(tmp_path_factory.getbasetemp()) / "cli-fuzz.yaml"
     path.write_text(text, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "voicecoach", "validate", str(path)],
-                          capture_output=True, text=True, timeout=30)
+    done = run_cli("validate", str(path))
     assert "Traceback" not in done.stderr
     if done.returncode == 0:
         assert done.stdout == f"{path}: ok\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from voicecoach.errors import RoutineErrors
 from voicecoach.routine.loader import load_routine
 
@@ -28,8 +29,15 @@ def _run(args: list[str], tmp: Path, stdin: int | None = None) -> subprocess.Com
                           text=True, timeout=60, cwd=tmp, stdin=stdin)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device", "pipe"])
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+KINDS = ["fifo", "device", "pipe"]
+
+
+# Each a process of its own (a wait for ever must end in a timeout, not a hung test run): the fast
+# lane meets every command once and every kind, the full suite every pair.
+@pytest.mark.parametrize(("command", "kind"), [
+    pytest.param(c, k, id=f"{' '.join(c[:2])}-{k}",
+                 marks=() if i % len(KINDS) == j else pytest.mark.slow)
+    for i, c in enumerate(COMMANDS) for j, k in enumerate(KINDS)])
 def test_a_routine_that_is_not_a_regular_file_is_one_line_and_exit_2(
         kind: str, command: list[str], tmp_path: Path) -> None:
     stdin = None
@@ -83,7 +91,8 @@ def test_line_breaks_and_tabs_in_text_are_still_fine(tmp_path: Path) -> None:
 def test_the_events_file_of_play_must_be_jsonl(tmp_path: Path) -> None:
     keep = tmp_path / "music.mp3"
     keep.write_bytes(b"not to be overwritten")
-    done = _run(["play", "five-minute-back", "--audio", "none", "--events", str(keep)], tmp_path)
+    done = run_cli("play", "five-minute-back", "--audio", "none", "--events", str(keep),
+                   cwd=tmp_path)
     assert done.returncode == 2 and keep.read_bytes() == b"not to be overwritten", done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
@@ -94,7 +103,7 @@ def test_make_checks_its_output_before_any_work(dest: str, tmp_path: Path) -> No
     (tmp_path / "a-file").write_text("keep", encoding="utf-8")
     dest = "folder.yaml" if dest == "folder" else dest
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = _run(["make", "-o", dest], tmp_path)
+    done = run_cli("make", "-o", dest, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import run_cli
 from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine import library
 from voicecoach.routine.loader import load_routine
@@ -311,8 +310,7 @@ def test_no_spoken_text_repeats_the_coach(routine_id: str) -> None:
 
 
 def test_list_json_describes_every_routine() -> None:
-    done = subprocess.run([sys.executable, "-m", "voicecoach", "list", "--json"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_cli("list", "--json")
     assert done.returncode == 0, done.stderr
     entries = json.loads(done.stdout)
     assert len(entries) >= 5

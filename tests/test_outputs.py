@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers import decoded
+from tests.helpers import decoded, run_cli
 
 from voicecoach.audio.pcm import SAMPLE_RATE
 
@@ -101,9 +101,8 @@ def test_an_export_that_would_overwrite_or_collide_is_refused_before_any_work(
     _prepare(tmp_path, setup)
     before = _snapshot(tmp_path)
     cache = tmp_path.parent / f"{tmp_path.name}-cache"
-    done = _cli(tmp_path, "export", *args, "-q",
-                env={**os.environ, "VOICECOACH_CACHE_DIR": str(cache)})
-    stderr = done.stderr.decode()
+    done = run_cli("export", *args, "-q", cwd=tmp_path, env={"VOICECOACH_CACHE_DIR": str(cache)})
+    stderr = done.stderr
     lines = [line for line in stderr.splitlines() if not line.startswith("note: ")]
     assert done.returncode == 2, f"{case}: exit {done.returncode}\n{stderr}"
     assert len(lines) == 1 and "internal error" not in stderr, f"{case}: {stderr}"

@@ -8,13 +8,13 @@ import itertools
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 from mutagen.id3 import ID3
 
+from helpers import run_cli
 from voicecoach.export.tags import Chapter, TrackTags, write_tags
 from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine.library import bundled
@@ -146,7 +146,6 @@ def test_texts_are_printed_as_written_without_a_doubled_full_stop(
         assert kinds == set(Kind), set(Kind) - kinds
         assert {"Twist.", "Breathe?", "Curl ups!", "Count…"} <= {
             e.text for e in build_plan(routine).events}
-        shown = subprocess.run([sys.executable, "-m", "voicecoach", "show", "p.yaml"],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        shown = run_cli("show", "p.yaml", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "Feeling stiff?" in shown.stdout and not _DOUBLED.search(shown.stdout)

@@ -5,14 +5,12 @@ question answered two ways is a mistake."""
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from voicecoach.live.player import NoSoundDevice, Player, open_device, sections
 from voicecoach.plan.timeline import Kind, PlanOptions, build_plan, from_onwards, select_exercises
 from voicecoach.routine.library import bundled
@@ -133,17 +131,14 @@ def test_failed_starts_are_recorded_but_count_for_nothing(
         pass
     else:
         pytest.skip("this machine has an ALSA sound device")
-    env = {**os.environ, "VOICECOACH_DATA_DIR": str(tmp_path)}
+    env = {"VOICECOACH_DATA_DIR": str(tmp_path)}
     for _ in range(3):
-        done = subprocess.run([sys.executable, "-m", "voicecoach", "play", str(routine_path),
-                               "--audio", "alsa"], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL, env=env)
+        done = run_cli("play", str(routine_path), "--audio", "alsa", env=env)
         assert done.returncode == 1, done.stderr
     history = History(tmp_path)
     assert len(history.sessions()) == 3 and not any(s.counts for s in history.sessions())
     assert history.live_sessions("tiny-records") == 0 and history.active_days() == []
-    shown = subprocess.run([sys.executable, "-m", "voicecoach", "history"], capture_output=True,
-                           text=True, timeout=60, env=env)
+    shown = run_cli("history", env=env)
     assert shown.stdout.count("no exercise done (not counted)") == 3
     routine = load_routine(routine_path)
     verdict = assess(routine, history=history,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from voicecoach.audio.ffmpeg import ffmpeg_exe
 from voicecoach.audio.options import SoundOptions
 from voicecoach.audio.prepare import prepare
@@ -121,9 +122,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exports(folder: Path) -> dict[str, Path]:
     """The routine exported plain, with music, at -20 LUFS, with a quiet voice, chimes off."""
-    import os
-    import sys
-
     runs = {
         "plain": [],
         "bed": ["--music", "music.mp3"],
@@ -133,9 +131,7 @@ def exports(folder: Path) -> dict[str, Path]:
     }
     out = {}
     for name, extra in runs.items():
-        done = subprocess.run([sys.executable, "-m", "voicecoach", "export", "r.yaml", "-o",
-                               f"{name}.mp3", "--quiet", *extra], cwd=folder, env={**os.environ},
-                              capture_output=True, text=True, timeout=120)
+        done = run_cli("export", "r.yaml", "-o", f"{name}.mp3", "--quiet", *extra, cwd=folder)
         assert done.returncode == 0, done.stderr
         out[name] = folder / f"{name}.mp3"
     return out
@@ -143,12 +139,7 @@ def exports(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def plan(folder: Path) -> dict:
-    import os
-    import sys
-
-    shown = subprocess.run([sys.executable, "-m", "voicecoach", "show", "r.yaml", "--json"],
-                           cwd=folder, env={**os.environ}, capture_output=True, text=True,
-                           timeout=120)
+    shown = run_cli("show", "r.yaml", "--json", cwd=folder)
     assert shown.returncode == 0, shown.stderr
     return json.loads(shown.stdout)
 
@@ -350,6 +341,7 @@ def long_session(folder: Path):  # type: ignore[no-untyped-def]
     prepared.close()
 
 
+@pytest.mark.slow  # a giant input: 24 minutes streamed
 def test_streaming_a_long_session_with_music_keeps_memory_flat(long_session) -> None:  # type: ignore[no-untyped-def]
     assert long_session.plan.duration > 20 * 60
     # Clips are levelled on background threads; let that finish first, so what is traced is

@@ -193,8 +193,10 @@ def test_trim_silence_keeps_30_ms_each_side() -> None:
     assert trim_silence(second) == second  # all silence (volume 0): its length is kept
 
 
-def test_200_cues_in_a_row(engine: EspeakEngine) -> None:
-    texts = cue_texts(200)
+# The fast lane speaks 20 cues in a row; the full suite 200.
+@pytest.mark.parametrize("cues", [20, pytest.param(200, marks=pytest.mark.slow)])
+def test_200_cues_in_a_row(engine: EspeakEngine, cues: int) -> None:
+    texts = cue_texts(cues)
     clips = {t: engine.synthesize(t, VoiceSettings()) for t in texts}
     assert_right_clips(texts, clips, engine)
 
@@ -327,10 +329,11 @@ def test_broken_voice_data_is_an_engine_error(tmp_path: Path, kind: str, engine_
 
 
 @linux_only
+@pytest.mark.parametrize("cues", [20, pytest.param(200, marks=pytest.mark.slow)])
 def test_pyttsx3_200_cues_in_a_row(
-    tmp_path: Path, engine: EspeakEngine, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, engine: EspeakEngine, capfd: pytest.CaptureFixture[str], cues: int
 ) -> None:
-    texts = cue_texts(200)
+    texts = cue_texts(cues)
     (tmp_path / "texts").write_text("\n".join(texts), encoding="utf-8")
     code = f"""
         from pathlib import Path
