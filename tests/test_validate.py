@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli as run_in_process
+from voicecoach.errors import RoutineErrors
 from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
 from voicecoach.routine.loader import load_routine
@@ -827,3 +828,26 @@ def test_format_clock_round_trips_to_a_tenth() -> None:
 @pytest.mark.parametrize("seconds", [59.97, 119.96, 3599.97])
 def test_format_clock_never_shows_sixty_seconds(seconds: float) -> None:
     _parse_clock(format_clock(seconds))
+
+
+_TAGS = ("!!int", "!!float", "!!bool", "!!null", "!!str", "!!timestamp")
+_ODD = ("", "''", "0x", "0b", "0o", "_", "1_", ":", "-", "+", ".", "1:2:", "0xg", "1e", "nan",
+        "9" * 400, "2026-13-45", "2026-01-01T25:61", "-:", "+.inf", "0b2", "٣")
+
+
+@pytest.mark.parametrize("tag", _TAGS)
+def test_every_plain_tag_on_odd_text_is_a_located_mistake(tag: str, tmp_path: Path) -> None:
+    """PyYAML's constructors fail in their own ways (`!!int ` is an IndexError): whatever a
+    tagged scalar holds, the answer is a value or a located mistake, never an internal error."""
+    for i, odd in enumerate(_ODD):
+        for where in (f"sides: [{tag} {odd}]", f"hold: {tag} {odd}", f"name: {tag} {odd}"):
+            path = tmp_path / f"t{i}.yaml"
+            body = "title: X\nexercises:\n  - name: A\n    hold: 2s\n"
+            body = body.replace("    hold: 2s\n", f"    {where}\n") if not where.startswith(
+                "name") else body.replace("  - name: A\n", f"  - {where}\n")
+            path.write_text(body, encoding="utf-8")
+            try:
+                load_routine(path)
+            except RoutineErrors as exc:
+                line = exc.line()
+                assert line.startswith(f"{path}:"), (where, line)

@@ -19,7 +19,11 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 20s or 1m30s, not true/false")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past float's range (YAML reads any number of digits)
+            raise ValueError(f"a number of {len(str(value))} digits is longer than the 4 hour "
+                             "limit for one step") from None
     elif isinstance(value, str):
         text = value.strip().lower()
         if _NUMBER.match(text):

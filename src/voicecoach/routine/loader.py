@@ -292,7 +292,10 @@ class _Builder:
             self._refuse_controls(node)
         try:
             return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError):
+        # PyYAML's own constructors fail in their own ways on odd text: `!!int ` (empty) raises
+        # IndexError, an odd `!!timestamp` AttributeError. Whatever it is, it is this scalar's.
+        except (yaml.YAMLError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                OverflowError):
             m = node.start_mark
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise _one(self.shown, m.line + 1, m.column + 1,
