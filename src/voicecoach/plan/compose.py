@@ -356,7 +356,8 @@ def compose(
     if abs(seconds - target) > TOLERANCE * target:
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
         if seconds < target:
-            raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session lasts at most "
+            raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session lasts at "
+                          "most "
                           f"{most:.0f} minutes, not {request.minutes:g}",
                           fix="ask for fewer minutes, or add "
                           "--equipment or widen --focus for more exercises")

@@ -179,8 +179,9 @@ def assess(
             )
         left += [Exclusion(ex.name, SCREENING, words.left_out_screening) for ex in cracking]
         if cracking:
-            notes.append(f"left out {counted(len(cracking), 'self-manipulation exercise')} because of your "
-                         "safety answers (`voicecoach safety`; --i-understand to include them)")
+            left_n = counted(len(cracking), "self-manipulation exercise")
+            notes.append(f"left out {left_n} because of your safety answers "
+                         "(`voicecoach safety`; --i-understand to include them)")
     for ex in exercises:
         if not ex.limits or any(e.exercise == ex.name for e in left):
             continue
