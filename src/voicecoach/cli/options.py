@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-import typer.core
 
 from voicecoach import coach
 from voicecoach.coach import Notice, Settings
@@ -112,19 +111,22 @@ def ask_screening(questions: Sequence[Question]) -> dict[str, bool] | None:
         return {q.key: typer.confirm(q.text, default=False, err=True) for q in questions}
 
 
-def _finite_then(param: typer.core.TyperOption, ctx: object, value: object) -> object:
+def _finite_then(param: typing.Any, ctx: typing.Any, value: object) -> object:
     """A number option's own processing, after refusing nan and the infinities: they are not
     numbers a person means, and nan slips through range checks (every comparison is false)."""
     for item in value if isinstance(value, list | tuple) else (value,):
         try:
-            number = float(item)  # type: ignore[arg-type]
+            number = float(item)
         except (TypeError, ValueError, OverflowError):
             continue  # not a number at all: the option's own type says so
         if not math.isfinite(number):
             raise typer.BadParameter(
                 f"{item} is not a finite number: give a number{_range_of(param)}",
-                ctx=ctx, param=param)  # type: ignore[arg-type]
-    return type(param).process_value(param, ctx, value)  # type: ignore[arg-type]
+                ctx=ctx, param=param)
+    return type(param).process_value(param, ctx, value)
+
+
+_C = typing.TypeVar("_C")
 
 
 def _range_of(param: object) -> str:
@@ -145,12 +147,12 @@ def _is_number(param: object) -> bool:
         set(typing.get_args(kind)) & {int, float})
 
 
-def finite_numbers(command: typer.core.TyperGroup) -> typer.core.TyperGroup:
+def finite_numbers(command: _C) -> _C:
     """Every number option and argument of every command refuses nan, inf and -inf (1e309 is
     inf) with the option's name and range: one place, so a new option is covered unlisted."""
     for sub in getattr(command, "commands", {}).values():
         finite_numbers(sub)
-    for param in command.params:
+    for param in typing.cast(typing.Any, command).params:
         if _is_number(param):
-            param.process_value = functools.partial(_finite_then, param)  # type: ignore[method-assign]
+            param.process_value = functools.partial(_finite_then, param)
     return command
