@@ -35,8 +35,8 @@ def parse_duration(value: object) -> float:
     else:
         raise ValueError("expected a duration such as 20s or 1m30s")
     if not math.isfinite(seconds):
-        raise ValueError(f"{_shown(value)} is not a length of time: give more than 0 s and at most "
-                         "4h, written like 20s or 1m30s")
+        raise ValueError(f"{_shown(value)} is not a length of time: give one from over 0s to 4h, "
+                         "written like 20s or 1m30s")
     if seconds <= 0:
         raise ValueError("a duration must be more than zero seconds")
     if seconds > MAX_SECONDS:
