@@ -110,7 +110,7 @@ def test_every_number_in_a_routine_refuses_nan_and_infinities_where_it_is(
         load_routine(_write(tmp_path, text))
     first = caught.value.errors[0]
     assert first.lineno == line, first.line()
-    assert field in first.line()
+    assert field in first.line(), first.line()
     assert " to " in first.line() and "Traceback" not in first.line(), first.line()
 
 

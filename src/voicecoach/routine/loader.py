@@ -439,7 +439,7 @@ def _locate(err: Any, marks: _Marks, shown: str, data: dict[str, Any]) -> Routin
                             'in quotes, e.g. "Yes"')
     message = _message(err)
     if kind in {"int_type", "int_parsing", "int_from_float"} and (span := _bounds_at(loc)):
-        message = message.replace("a whole number", f"a whole number {span}", 1)
+        message += f": give one {span}"
     return RoutineError(shown, line, col, f"{name}: {message}")
 
 
