@@ -9,7 +9,15 @@ import random
 
 import pytest
 
-from voicecoach.live.transport import FADE_MS, RESTART_GRACE, Mark, Onset, Transport, sections
+from voicecoach.live.transport import (
+    FADE_MS,
+    RESTART_GRACE,
+    Mark,
+    Onset,
+    Skip,
+    Transport,
+    sections,
+)
 from voicecoach.plan.timeline import MIN_GAP, Plan, PlanOptions, build_plan
 from voicecoach.routine.loader import load_routine
 
@@ -238,3 +246,35 @@ def test_stamps_never_go_back_when_the_device_asks_ahead(plan: Plan, seed: int) 
             now += (n + rng.uniform(-2 * PERIOD, PERIOD)) / plan.rate
         stamps = [r.actual for r in rig.t.log]
         assert stamps == sorted(stamps), (seed, trial)
+
+
+def test_every_skip_is_an_event_with_where_it_came_from_and_went(plan: Plan, seed: int) -> None:
+    """n and p at many random moments (bursts too): each jump they cause is logged as one
+    `skip` (direction, from, to) right before its `seek`, which keeps its old shape."""
+    rng = random.Random(seed)
+    names = [s.name for s in sections(plan)]
+    starts = [s.start for s in sections(plan)]
+    for run in range(15):
+        rig = Rig(plan)
+        presses = 0
+        while not rig.t.done and presses < 12:
+            rig.play(rng.uniform(0.0, 3.0))
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                if rig.t.done:
+                    break
+                rng.choice([rig.t.next_exercise, rig.t.previous_exercise])()
+                presses += 1
+        rig.play()
+        log = rig.t.log
+        seeks = [i for i, r in enumerate(log) if isinstance(r, Mark) and r.kind == "seek"]
+        skips = [i for i, r in enumerate(log) if isinstance(r, Skip)]
+        assert [i + 1 for i in skips] == seeks, f"run {run}, seed {seed}"
+        for i in skips:
+            skip, seek = log[i], log[i + 1]
+            assert isinstance(skip, Skip) and skip.direction in {"next", "previous"}
+            assert skip.from_ in names and (skip.to in names or skip.to == "end")
+            assert skip.position == seek.position
+            if skip.to != "end":
+                assert round(seek.position * plan.rate) == starts[names.index(skip.to)]
+            assert set(skip.as_json()) == {"type", "direction", "from", "to", "position", "actual"}
+            assert set(seek.as_json()) == {"type", "position", "actual"}  # unchanged for readers

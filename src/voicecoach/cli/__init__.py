@@ -20,6 +20,7 @@ from voicecoach.cli import serve as _serve  # noqa: F401
 # isort: on
 from voicecoach import cancel
 from voicecoach.cli.app import app
+from voicecoach.cli.options import finite_numbers
 from voicecoach.errors import VoicecoachError, os_fault
 
 __all__ = ["app", "main"]
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     _tolerant_streams()
     devnull_before = _stdout_is_devnull()
     try:
-        command = typer.main.get_command(app)
+        command = finite_numbers(typer.main.get_command(app))
         code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
     except cancel.Interrupted as stop:
         _fail("stopped", stop.exit_code)

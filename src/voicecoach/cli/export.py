@@ -127,7 +127,7 @@ def _describe(track) -> str:  # type: ignore[no-untyped-def]
     where = "MP3 to standard output" if str(track.path) == "-" else track.path
     line = f"Wrote {where} ({coach.format_clock(track.duration)}, {size:.1f} MB"
     if track.chapters:
-        line += f", {len(track.chapters)} chapters"
+        line += f", {coach.counted(len(track.chapters), 'chapter')}"
     line += ")"
     for extra in track.extras:
         line += f"\nWrote {extra}"

@@ -37,13 +37,13 @@ def make(
                       gentle, i_understand)
     made, dest = coach.make(request, output, force=force)
     typer.echo(f"Wrote {dest}: {made.routine.title}, {coach.format_clock(made.seconds)} "
-               f"({len(made.routine.exercises)} exercises from {made.pool} eligible)")
+               f"({coach.counted(len(made.routine.exercises), 'exercise')} from {made.pool} eligible)")
     for title, start, end in made.plan.chapters()[1:]:
         typer.echo(f"  {coach.format_clock(made.plan.seconds(end - start)):>6}  {title}")
     for name, reason in made.left_out:
         typer.echo(f"Left out: {name}: {reason}")
     for what, count in made.skipped:
-        typer.echo(f"Set aside by {what}: {count} exercise{'s' * (count != 1)}")
+        typer.echo(f"Set aside by {what}: {coach.counted(count, 'exercise')}")
 
 
 def _parse_date(text: str | None) -> _dt.date:

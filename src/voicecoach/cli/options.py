@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicecoach import coach
 from voicecoach.coach import Notice, Settings
 
 if TYPE_CHECKING:
@@ -105,3 +109,50 @@ def ask_screening(questions: Sequence[Question]) -> dict[str, bool] | None:
     typer.echo("Before your first session, a few questions from the articles' warnings.", err=True)
     with cancel.at_once():  # nothing is under way yet: Ctrl-C at a question ends at once
         return {q.key: typer.confirm(q.text, default=False, err=True) for q in questions}
+
+
+def _finite_then(param: typing.Any, ctx: typing.Any, value: object) -> object:
+    """A number option's own processing, after refusing nan and the infinities: they are not
+    numbers a person means, and nan slips through range checks (every comparison is false)."""
+    for item in value if isinstance(value, list | tuple) else (value,):
+        try:
+            number = float(item)
+        except (TypeError, ValueError, OverflowError):
+            continue  # not a number at all: the option's own type says so
+        if not math.isfinite(number):
+            raise typer.BadParameter(
+                f"{item} is not a finite number: give a number{_range_of(param)}",
+                ctx=ctx, param=param)
+    return type(param).process_value(param, ctx, value)
+
+
+_C = typing.TypeVar("_C")
+
+
+def _range_of(param: object) -> str:
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is None or high is None:
+        opts = getattr(param, "opts", ())
+        found = next(filter(None, map(coach.option_range, opts)), None)
+        if found is not None:
+            low, high = found
+    if low is None or high is None:
+        return ""
+    return f" from {low:g} to {high:g}"
+
+
+def _is_number(param: object) -> bool:
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return kind in (int, float) or bool(
+        set(typing.get_args(kind)) & {int, float})
+
+
+def finite_numbers(command: _C) -> _C:
+    """Every number option and argument of every command refuses nan, inf and -inf (1e309 is
+    inf) with the option's name and range: one place, so a new option is covered unlisted."""
+    for sub in getattr(command, "commands", {}).values():
+        finite_numbers(sub)
+    for param in typing.cast(typing.Any, command).params:
+        if _is_number(param):
+            param.process_value = functools.partial(_finite_then, param)
+    return command

@@ -145,7 +145,7 @@ def _finish(session: coach.Session, result: SessionResult) -> None:
     coach.record(session, result)
     done = len(result.exercises_completed)
     if result.completed:
-        line = f"Done: {session.routine.title}, {done} exercise{'s' * (done != 1)}"
+        line = f"Done: {session.routine.title}, {coach.counted(done, 'exercise')}"
     else:
         total = session.plan.duration
         line = f"Stopped at {coach.format_clock(result.position)} of {coach.format_clock(total)}"

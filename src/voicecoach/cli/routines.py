@@ -58,7 +58,7 @@ def list_cmd(
     for s in summaries:
         equipment = ", ".join(s.equipment) or "none"
         typer.echo(
-            f"{s.id:<{width}}  {coach.format_duration(s.duration):>7}  {s.exercises:>2} exercises  "
+            f"{s.id:<{width}}  {coach.format_duration(s.duration):>7}  {coach.counted(s.exercises, 'exercise'):>12}  "
             f"{s.title}  [{equipment}]"
         )
 
@@ -119,7 +119,7 @@ def show(
             typer.echo(f"\n  {event.exercise}")
         current = event.exercise
         typer.echo(f"{coach.format_clock(plan.seconds(event.start)):>8}  {event.kind.value:<12}  {event.text}")
-    typer.echo(f"\nTotal {coach.format_clock(plan.duration)} ({len(plan.exercises)} exercises)")
+    typer.echo(f"\nTotal {coach.format_clock(plan.duration)} ({coach.counted(len(plan.exercises), 'exercise')})")
     for name, reason in plan.left_out:
         typer.echo(f"Left out: {name}: {reason}")
 
@@ -150,7 +150,7 @@ def validate(
             if len(exc.errors) > MAX_PROBLEMS:
                 rest = exc.errors[MAX_PROBLEMS]
                 more = len(exc.errors) - MAX_PROBLEMS
-                typer.echo(f"{rest.path}:{rest.lineno}:{rest.col}: and {more} more problems "
+                typer.echo(f"{rest.path}:{rest.lineno}:{rest.col}: and {coach.counted(more, 'more problem')} "
                            "(fix the ones above and validate again)", err=True)
             continue
         except UserError as exc:

@@ -101,7 +101,7 @@ def history(
             state += ", no exercise done (not counted)"
         forced = "  (limits overridden)" if s.forced else ""
         typer.echo(f"{when}  {s.kind:<6}  {s.routine:<24}  {state}{forced}")
-    typer.echo(f"\nStreak: {current} day(s) now, longest {longest}.")
+    typer.echo(f"\nStreak: {coach.counted(current, 'day')} now, longest {coach.counted(longest, 'day')}.")
     typer.echo("\nLimited exercises:")
     for item in limits:
         rule = ", ".join(filter(None, [

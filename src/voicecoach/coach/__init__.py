@@ -14,7 +14,7 @@ from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOption
 from voicecoach.errors import UserError
 from voicecoach.export.mp3 import DEFAULT_BITRATE
 from voicecoach.routine.durations import format_clock, format_duration
-from voicecoach.routine.wording import fill
+from voicecoach.routine.wording import counted, fill
 from voicecoach.speech.base import DEFAULT_RATE
 
 # The planner, the mixer (numpy) and the routine model (pydantic) are imported where they are
@@ -51,6 +51,7 @@ __all__ = [
     "Request",
     "Session",
     "Settings",
+    "counted",
     "export",
     "export_key",
     "fill",
@@ -58,6 +59,7 @@ __all__ = [
     "format_duration",
     "is_fresh",
     "load",
+    "option_range",
     "plan_json",
     "prepare",
     "record",
@@ -69,6 +71,19 @@ _LAZY = {"Player": "voicecoach.live.player", "Onset": "voicecoach.live.player",
          "STDOUT": "voicecoach.export.outputs", "OutputPlan": "voicecoach.export.outputs",
          "Request": "voicecoach.plan.compose", "DEFAULT_EQUIPMENT": "voicecoach.plan.compose",
          "QUESTIONS": "voicecoach.safety.rules"}
+
+
+def option_range(option: str) -> tuple[float, float] | None:
+    """The values a number option takes, from the limits the core checks it against."""
+    from voicecoach.audio.options import DUCK_RANGE, LOUDNESS_RANGE
+    from voicecoach.export.tracks import MPEG2_BITRATES as BITRATES
+    from voicecoach.plan.compose import MAX_MINUTES, MIN_MINUTES
+    from voicecoach.speech.base import MAX_RATE, MAX_VOLUME, MIN_RATE, MIN_VOLUME
+
+    return {"--volume": (MIN_VOLUME, MAX_VOLUME), "--rate": (MIN_RATE, MAX_RATE),
+            "--duck": DUCK_RANGE, "--loudness": LOUDNESS_RANGE,
+            "--minutes": (MIN_MINUTES, MAX_MINUTES),
+            "--bitrate": (min(BITRATES), max(BITRATES))}.get(option)
 
 
 def __getattr__(name: str) -> object:

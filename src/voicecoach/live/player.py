@@ -23,6 +23,7 @@ from voicecoach.live.transport import (
     PlayerState,
     Record,
     SessionResult,
+    Skip,
     Transport,
     exercise_start,
     scale,
@@ -32,7 +33,7 @@ from voicecoach.live.transport import (
 #: What the player reports and its limits come from the transport; they are part of its API.
 __all__ = ["FADE_MS", "MAX_GAIN_DB", "MIN_GAIN_DB", "RESTART_GRACE", "VOLUME_STEP_DB", "Mark",
            "NoSoundDevice", "Onset", "Player", "PlayerState", "Record", "SessionResult",
-           "Transport", "exercise_start", "open_device", "scale", "sections"]
+           "Skip", "Transport", "exercise_start", "open_device", "scale", "sections"]
 
 if TYPE_CHECKING:
     from voicecoach.audio.prepare import LazyPrepared, Prepared

@@ -77,7 +77,24 @@ class Mark:
                 "actual": round(self.actual, 6)}
 
 
-Record = Onset | Mark
+@dataclass(frozen=True)
+class Skip:
+    """The listener skipped (`n`) or went back (`p`): from which exercise to which (None: the
+    introduction; "end": the closing words). Written before the `seek` mark it causes, which
+    stays as it was for programs that read it."""
+
+    direction: str  # "next" or "previous"
+    from_: str | None
+    to: str | None
+    position: float
+    actual: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": "skip", "direction": self.direction, "from": self.from_, "to": self.to,
+                "position": round(self.position, 6), "actual": round(self.actual, 6)}
+
+
+Record = Onset | Mark | Skip
 
 
 @dataclass(frozen=True)
@@ -213,6 +230,7 @@ class Transport:
         self._gain = self._gain_now = _db_to_gain(self._gain_db)
         self._paused = self._in_pause = self._stopping = self._repeat = self._done = False
         self._seek_to: int | None = None
+        self._skip: tuple[str, int, int | None] | None = None
         self._insert: memoryview | None = None
         self._insert_at: int | None = None
         self._insert_cue: int | None = None
@@ -258,19 +276,19 @@ class Transport:
         pos = self._where()
         i = self._section_at(pos)
         if i + 1 < len(self._sections):
-            self._seek(self._sections[i + 1].start)
+            self._seek(self._sections[i + 1].start, ("next", i, i + 1))
             return
         finish = self.plan.events[-1].start if self.plan.events else self.plan.total
-        self._seek(finish if pos < finish else self.plan.total)
+        self._seek(finish if pos < finish else self.plan.total, ("next", i, None))
 
     def previous_exercise(self) -> None:
         """Restart the current exercise; within RESTART_GRACE of its start, go to the one before."""
         pos = self._where()
         i = self._section_at(pos)
-        start = self._sections[i].start
+        start, to = self._sections[i].start, i
         if pos - start < RESTART_GRACE * self.rate and i > 0:
-            start = self._sections[i - 1].start
-        self._seek(start)
+            start, to = self._sections[i - 1].start, i - 1
+        self._seek(start, ("previous", i, to))
 
     def repeat_candidates(self, pos: int) -> list[str]:
         """The texts a repeat asked for at `pos` may say, whose clips are not read yet."""
@@ -450,11 +468,19 @@ class Transport:
         self._insert = self._insert_at = self._insert_cue = None
         self._repeat = False
         self._anchor = at - target / self.rate
+        if self._skip is not None:
+            direction, start, to = self._skip
+            self._skip = None
+            name = self._sections[to].name if to is not None else "end"
+            self._emit(Skip(direction, self._sections[start].name, name, target / self.rate, at))
         self._emit(Mark("seek", target / self.rate, at))
 
-    def _seek(self, frame: int) -> None:
+    def _seek(self, frame: int, skip: tuple[str, int, int | None] | None = None) -> None:
         if not self._done:
             self._seek_to = max(0, min(frame, self.plan.total))
+            # The first key of a burst says where the listener came from; the last, where to.
+            if skip is not None:
+                self._skip = skip if self._skip is None else (skip[0], self._skip[1], skip[2])
 
     def _where(self) -> int:
         return self._seek_to if self._seek_to is not None else self._pos

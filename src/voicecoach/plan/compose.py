@@ -18,7 +18,7 @@ from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
 from voicecoach.routine.limits import done_times, limit_state
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
-from voicecoach.routine.wording import Wording, wording
+from voicecoach.routine.wording import Wording, counted, wording
 
 MIN_MINUTES, MAX_MINUTES = 2, 90
 #: A made session's length lands within this share of the request (the promise is 10%).
@@ -237,14 +237,10 @@ def eligible(library: Sequence[Entry], request: Request, facts: Facts, language:
             skipped.append((name, len(pool) - len(kept)))
         if not kept:
             raise Refusal(f"no exercise is left: {name} ruled out the last "
-                          f"{_count(len(pool), 'one')}",
+                          f"{counted(len(pool), 'one')}",
                           fix=_loosen(name))
         pool = kept
     return pool, left_out, skipped
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _loosen(stage: str) -> str:
@@ -360,7 +356,8 @@ def compose(
     if abs(seconds - target) > TOLERANCE * target:
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
         if seconds < target:
-            raise Refusal(f"with {_count(len(pool), 'eligible exercise')}, a session lasts at most "
+            raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session lasts at "
+                          "most "
                           f"{most:.0f} minutes, not {request.minutes:g}",
                           fix="ask for fewer minutes, or add "
                           "--equipment or widen --focus for more exercises")

@@ -166,7 +166,25 @@ def _syntax_error(exc: yaml.MarkedYAMLError, shown: str, text: str) -> RoutineEr
                 problem = "this quoted text is never closed"
             break
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    tab = _tab_indent(text, exc.problem_mark or mark)
+    if tab is not None:
+        return _one(shown, tab[0], tab[1], "YAML syntax: a tab in the indentation",
+                    "indent with spaces, not tabs")
     return _one(shown, line, col, f"YAML syntax: {_first_line(problem)}", fix)
+
+
+def _tab_indent(text: str, mark: Any) -> tuple[int, int] | None:
+    """Where the tab is, when YAML gave up on a line whose indentation (or the gap after a `- `
+    or `key:`) holds one: the parser's own words for it ("cannot start any token") say nothing
+    of tabs."""
+    if mark is None:
+        return None
+    lines = text.splitlines() or [""]
+    row = min(mark.line, len(lines) - 1)
+    line = lines[row]
+    indent = len(line) - len(line.lstrip(" \t-"))
+    spot = line.find("\t", 0, max(indent, mark.column + 1))
+    return None if spot < 0 else (row + 1, spot + 1)
 
 
 def _yaml_fix(problem: str) -> str | None:
@@ -422,7 +440,29 @@ def _locate(err: Any, marks: _Marks, shown: str, data: dict[str, Any]) -> Routin
         return RoutineError(shown, line, col, f"{name}: {_message(err)}",
                             fix="YAML reads yes, no, on and off as true or false: put the text "
                             'in quotes, e.g. "Yes"')
-    return RoutineError(shown, line, col, f"{name}: {_message(err)}")
+    message = _message(err)
+    if kind in {"int_type", "int_parsing", "int_from_float"} and (span := _bounds_at(loc)):
+        message += f": give one {span}"
+    return RoutineError(shown, line, col, f"{name}: {message}")
+
+
+def _bounds_at(loc: Loc) -> str | None:
+    """`from 1 to 500` for a number field with both bounds: a `.nan` or `.inf` is told what
+    the field takes."""
+    model: Any = Routine
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if _is_model(model) else None
+        if info is None:
+            return None
+        model = _inner_model(info.annotation)
+    info = model.model_fields.get(loc[-1]) if _is_model(model) and loc else None
+    if info is None:
+        return None
+    low = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    return None if low is None or high is None else f"from {low} to {high}"
 
 
 def _second_name(data: dict[str, Any], marks: _Marks) -> tuple[int, int] | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,7 +40,23 @@ Duration = Annotated[
     ),
 ]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+#: Characters that show nothing by themselves: format controls (zero-width space, word joiner,
+#: byte order mark, bidi marks), combining marks with nothing to sit on, spaces, controls.
+_INVISIBLE = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp", "Cc", "Cn", "Co", "Cs"})
+
+
+def _visible(value: str) -> str:
+    if value and all(unicodedata.category(c) in _INVISIBLE for c in value):
+        shown = " ".join(f"U+{ord(c):04X}" for c in value[:4]) + (" ..." if len(value) > 4 else "")
+        raise ValueError(f"must not be empty: it holds only invisible characters ({shown}); "
+                         "give it a name a person can read")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+                 AfterValidator(_visible)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 
 

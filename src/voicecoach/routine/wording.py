@@ -117,6 +117,12 @@ def wording(language: str) -> Wording:
     return LANGUAGES[base]
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`1 exercise`, `0 exercises`, `2 exercises`: every count printed with its noun goes
+    through here, so no line says "1 exercises" or "exercise(s)"."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 #: Marks that end a sentence: a template's own full stop after one of them is not said twice.
 _ENDS = ".!?\u2026"
 

@@ -16,7 +16,7 @@ from voicecoach.routine.limits import LimitState as LimitState
 from voicecoach.routine.limits import done_times, midnight
 from voicecoach.routine.limits import limit_state as read_limits
 from voicecoach.routine.model import Exercise, Routine
-from voicecoach.routine.wording import wording
+from voicecoach.routine.wording import counted, wording
 from voicecoach.safety.history import History, data_dir
 from voicecoach.storage import atomic
 
@@ -179,8 +179,9 @@ def assess(
             )
         left += [Exclusion(ex.name, SCREENING, words.left_out_screening) for ex in cracking]
         if cracking:
-            notes.append(f"left out {len(cracking)} self-manipulation exercise(s) because of your "
-                         "safety answers (`voicecoach safety`; --i-understand to include them)")
+            left_n = counted(len(cracking), "self-manipulation exercise")
+            notes.append(f"left out {left_n} because of your safety answers "
+                         "(`voicecoach safety`; --i-understand to include them)")
     for ex in exercises:
         if not ex.limits or any(e.exercise == ex.name for e in left):
             continue
