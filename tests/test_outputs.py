@@ -28,11 +28,12 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def _music(folder: Path) -> Path:
-    # A real audio file, made by the same ffmpeg voicecoach uses.
+    # A real audio file, made by the same ffmpeg voicecoach uses. Called again over an existing
+    # song.mp3 (to make the next one): ffmpeg 4.2 (imageio-ffmpeg 0.5) asks first, then exits 1.
     from voicecoach.audio.ffmpeg import ffmpeg_exe
 
     path = folder / "song.mp3"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
                     "sine=frequency=440:duration=2", "-c:a", "libmp3lame", str(path)], check=True)
     return path
 

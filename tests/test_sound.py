@@ -114,7 +114,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (where / "r.yaml").write_text(ROUTINE, encoding="utf-8")
     _ffmpeg("-f", "lavfi", "-i", f"sine=frequency={MUSIC_TONE}:sample_rate=44100:duration=9",
             "-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.05:sample_rate=44100:duration=9",
-            "-filter_complex", "[0]volume=0.5[a];[a][1]amix=inputs=2:normalize=0",
+            "-filter_complex", "[0][1]amerge=inputs=2,pan=mono|c0=0.5*c0+c1",
             "-c:a", "libmp3lame", "-b:a", "128k", "-y", str(where / "music.mp3"))
     return where
 

@@ -39,8 +39,8 @@ GOOD = ROOT / "tests" / "data" / "good"
 ROUTINES = ROOT / "routines"
 EXPECTED = BAD / "expected.txt"
 
-#: Seconds validate may spend on one file, measured in-process with perf_counter (imports and
-#: interpreter start-up excluded). Deliberately not tighter: timing asserts must not flake.
+#: CPU seconds validate may spend on one file: enforced as the child's RLIMIT_CPU (below), not
+#: as a wall-clock assertion, which a shared, loaded machine would make flaky.
 TIME_LIMIT = 2.0
 #: The subprocess timeout only catches hangs; it is generous for interpreter start-up on slow CI.
 SUBPROCESS_TIMEOUT = 30.0
@@ -498,15 +498,16 @@ def validate_seconds(path: Path) -> float:
 
 
 def check_limits(path: Path, run: Run, baseline: Baseline) -> None:
-    """Memory from the limited subprocess; then, only once that run has shown the input is
-    tame, the validate time in this process (so a runaway input never runs unguarded here)."""
+    """Memory and CPU from the limited subprocess; then, only once that run has shown the input
+    is tame, the validate time in this process for the log (a runaway never runs unguarded here)."""
     assert not run.timed_out, f"still running after {SUBPROCESS_TIMEOUT} s"
     assert run.code < 128, f"killed at the CPU or memory limit (exit {run.code})"
     assert run.maxrss < baseline.rss_limit, (
         f"peak RSS {run.maxrss / 2**20:.0f} MiB; limit {baseline.rss_limit / 2**20:.0f} MiB"
     )
+    # Time is bounded by the child's CPU limit above (CPU seconds, which a loaded machine does
+    # not inflate as it does wall time); the in-process figure is printed, never asserted.
     elapsed = validate_seconds(path)
-    assert elapsed < TIME_LIMIT, f"validate took {elapsed:.2f} s"
     print(f"{path.name}: peak RSS {run.maxrss / 2**20:.1f} MiB, validate {elapsed * 1000:.0f} ms")
 
 

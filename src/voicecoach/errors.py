@@ -86,3 +86,42 @@ def os_fault(exc: OSError, doing: str) -> Fault:
     }
     reason, fix = reasons.get(code or 0, (exc.strerror or str(exc), None))
     return Fault(f"{doing} failed: {reason}", fix=fix)
+
+
+def check_input(path: object, what: str, *, folder: bool = False, fix: str | None = None) -> None:
+    """A path the user gave for voicecoach to read (`what`: "music file", "routine folder"...):
+    nothing if it is one, else one line saying which of the ways it is not (missing; a file in
+    the middle of the path; a folder where a file is wanted or the reverse; a FIFO or a device,
+    which may never end or never open)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    p = Path(str(path))
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such {'folder' if folder else 'file'}",
+                        fix=fix or f"give the path of a {what}") from None
+    except NotADirectoryError:
+        parent = next((q for q in p.parents if q.is_file()), p.parent)
+        raise UserError(f"{p}: {parent} is a file, not a folder",
+                        fix=fix or f"give the path of a {what}") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot be read ({exc.strerror or exc})",
+                        fix=fix or f"give the path of a {what}") from None
+    if folder:
+        if not stat.S_ISDIR(mode):
+            raise UserError(f"{p}: is a file, not a folder", fix=fix or f"give a {what}")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise UserError(f"{p}: cannot be read (permission denied)",
+                            fix=fix or f"give a {what} you can read")
+        return
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{p}: is a folder, not a {what}", fix=fix or f"give the path of a {what}")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{p}: is not a regular file",
+                        fix=fix or f"save the {what} to a file and give its path")
+    if not os.access(p, os.R_OK):
+        raise UserError(f"{p}: cannot be read (permission denied)",
+                        fix=fix or f"give a {what} you can read")

@@ -23,7 +23,7 @@ from voicecoach.audio.loudness import (
 )
 from voicecoach.audio.pcm import SAMPLE_RATE, frames_in, from_s16, nbytes, whole
 from voicecoach.audio.pcm import to_s16 as _pcm
-from voicecoach.errors import EncoderError, UserError, os_fault
+from voicecoach.errors import EncoderError, UserError, check_input, os_fault
 
 #: Cells per read from the decoder: 6 s of audio.
 _READ_CELLS = 60
@@ -41,8 +41,7 @@ class MusicBed:
 
     def __init__(self, path: Path, frames: int) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"music file not found: {path}", fix="give a path to an audio file")
+        check_input(self.path, "music file", fix="give the path of an audio file")
         # Open for the life of this object (closed by close()), not one block.
         self._file = tempfile.TemporaryFile(prefix="voicecoach-music-")  # noqa: SIM115
         self._lock = threading.Lock()

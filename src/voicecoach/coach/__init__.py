@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
 
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
-from voicecoach.errors import UserError
+from voicecoach.errors import UserError, check_input
 from voicecoach.export.mp3 import DEFAULT_BITRATE
 from voicecoach.routine.durations import format_clock, format_duration
 from voicecoach.routine.wording import counted, fill
@@ -162,9 +162,8 @@ class Settings:
     def sound(self) -> SoundOptions:
         """The sound options, checked (a missing music file is a mistake before any speech)."""
 
-        if self.music is not None and not self.music.is_file():
-            raise UserError(f"music file not found: {self.music}",
-                            fix="give a path to an audio file")
+        if self.music is not None:
+            check_input(self.music, "music file", fix="give the path of an audio file")
         return SoundOptions(loudness=self.loudness, chimes=self.chimes,
                             countdown_ticks=self.ticks, music=self.music, duck=self.duck)
 

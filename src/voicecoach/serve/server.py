@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from voicecoach import cancel
-from voicecoach.errors import Fault, UserError
+from voicecoach.errors import Fault, UserError, check_input
 from voicecoach.serve import app as routes
 from voicecoach.serve import core, token
 from voicecoach.serve.tracks import TrackStore, default_folder
@@ -116,8 +116,7 @@ def serve(host: str | None, port: int, folders: list[Path], *, new_token: bool,
           with_library: bool, on_ready: Callable[[Listening], None]) -> None:
     """Serve until a signal; raise cancel.Interrupted after a clean shutdown."""
     for folder in folders:
-        if not folder.is_dir():
-            raise UserError(f"{folder}: no such folder", fix="give a folder of routine files")
+        check_input(folder, "folder of routine files", folder=True)
     found = core.routines(folders, with_library)
     if not found:
         raise UserError("no routines to serve",
