@@ -107,3 +107,51 @@ def test_make_checks_its_output_before_any_work(dest: str, tmp_path: Path) -> No
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _bad_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Every way a path given to read can be wrong, and the words that must name it."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x", encoding="utf-8")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {
+        "missing": (tmp_path / "nope" / "x.mp3", "no such"),
+        "under a file": (afile / "x.mp3", "is a file, not a folder"),
+        "folder": (tmp_path, "is a folder"),
+        "fifo": (fifo, "not a regular file"),
+    }
+
+
+@pytest.mark.parametrize("command", [
+    ("export", "five-minute-back", "--music", "{p}", "-o", "out.mp3"),
+    ("play", "five-minute-back", "--audio", "none", "--music", "{p}"),
+    ("export", "{p}", "-o", "out.mp3"),
+    ("show", "{p}"),
+    ("validate", "{p}"),
+], ids=lambda c: " ".join(c))
+def test_a_path_to_read_says_what_is_wrong_with_it(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Every file argument or option a command reads, given each kind of wrong path: one line
+    that names the path and says which way it is wrong, exit 2, nothing written."""
+    for kind, (path, words) in _bad_paths(tmp_path).items():
+        args = [a.replace("{p}", str(path)) for a in command]
+        done = run_cli(*args, cwd=tmp_path, env={"VOICECOACH_DATA_DIR": str(tmp_path / "d")})
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (kind, done.stderr)
+        assert words in lines[0], (kind, lines[0])
+        assert str(path) in lines[0] or path.name in lines[0], (kind, lines[0])
+        assert not (tmp_path / "out.mp3").exists()
+
+
+def test_serve_routines_must_be_a_folder_it_can_read(tmp_path: Path) -> None:
+    paths = _bad_paths(tmp_path)
+    for kind, (path, words) in paths.items():
+        if kind == "folder":
+            continue
+        words = "is a file, not a folder" if kind == "fifo" else words
+        done = run_cli("serve", "--routines", str(path), "--port", "0",
+                       env={"VOICECOACH_DATA_DIR": str(tmp_path / "d")})
+        assert done.returncode == 2 and words in done.stderr and str(path) in done.stderr, (
+            kind, done.stderr)

@@ -645,9 +645,9 @@ def test_file_system_mistakes_are_one_line(kind: str, tmp_path: Path) -> None:
     assert re.match(rf"^{re.escape(str(path))}: .+", run.err_lines[0]), run.err_lines
     want = {
         "missing": "no such file",
-        "directory": "is a directory",
-        "under-a-file": "cannot read",
-        "symlink-loop": "cannot read",
+        "directory": "is a folder, not a routine file",
+        "under-a-file": "is a file, not a folder",
+        "symlink-loop": "cannot be read",
         "dangling-symlink": "no such file",
     }[kind]
     assert want in run.err_lines[0]

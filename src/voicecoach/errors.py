@@ -88,40 +88,36 @@ def os_fault(exc: OSError, doing: str) -> Fault:
     return Fault(f"{doing} failed: {reason}", fix=fix)
 
 
-def check_input(path: object, what: str, *, folder: bool = False, fix: str | None = None) -> None:
-    """A path the user gave for voicecoach to read (`what`: "music file", "routine folder"...):
+def check_input(path: object, what: str, *, folder: bool = False, fix: str | None = None,
+                shown: str | None = None) -> None:
+    """A path the user gave for voicecoach to read (`what`: "music file", "routine file"...):
     nothing if it is one, else one line saying which of the ways it is not (missing; a file in
     the middle of the path; a folder where a file is wanted or the reverse; a FIFO or a device,
-    which may never end or never open)."""
+    which may never end or never open; unreadable). `fix` is the advice when the path leads to
+    nothing; the other cases carry their own. `shown` is the path as the user wrote it."""
     import os
     import stat
     from pathlib import Path
 
     p = Path(str(path))
+    name = shown or str(p)
+    lost = fix or f"give the path of a {what}"
     try:
         mode = p.stat().st_mode
     except FileNotFoundError:
-        raise UserError(f"{p}: no such {'folder' if folder else 'file'}",
-                        fix=fix or f"give the path of a {what}") from None
+        raise UserError(f"{name}: no such {'folder' if folder else 'file'}", fix=lost) from None
     except NotADirectoryError:
         parent = next((q for q in p.parents if q.is_file()), p.parent)
-        raise UserError(f"{p}: {parent} is a file, not a folder",
-                        fix=fix or f"give the path of a {what}") from None
+        raise UserError(f"{name}: {parent} is a file, not a folder", fix=lost) from None
     except OSError as exc:
-        raise UserError(f"{p}: cannot be read ({exc.strerror or exc})",
-                        fix=fix or f"give the path of a {what}") from None
-    if folder:
-        if not stat.S_ISDIR(mode):
-            raise UserError(f"{p}: is a file, not a folder", fix=fix or f"give a {what}")
-        if not os.access(p, os.R_OK | os.X_OK):
-            raise UserError(f"{p}: cannot be read (permission denied)",
-                            fix=fix or f"give a {what} you can read")
-        return
-    if stat.S_ISDIR(mode):
-        raise UserError(f"{p}: is a folder, not a {what}", fix=fix or f"give the path of a {what}")
-    if not stat.S_ISREG(mode):
-        raise UserError(f"{p}: is not a regular file",
-                        fix=fix or f"save the {what} to a file and give its path")
-    if not os.access(p, os.R_OK):
-        raise UserError(f"{p}: cannot be read (permission denied)",
-                        fix=fix or f"give a {what} you can read")
+        raise UserError(f"{name}: cannot be read ({exc.strerror or exc})", fix=lost) from None
+    if folder and not stat.S_ISDIR(mode):
+        raise UserError(f"{name}: is a file, not a folder", fix=f"give a {what}")
+    if not folder and stat.S_ISDIR(mode):
+        raise UserError(f"{name}: is a folder, not a {what}", fix=f"give the path of a {what}")
+    if not folder and not stat.S_ISREG(mode):
+        raise UserError(f"{name}: is not a regular file",
+                        fix=f"save the {what} to a file and give its path")
+    if not os.access(p, os.R_OK | (os.X_OK if folder else 0)):
+        raise UserError(f"{name}: cannot be read (permission denied)",
+                        fix=f"give a {what} you can read")

@@ -6,7 +6,7 @@ import difflib
 from importlib import resources
 from pathlib import Path
 
-from voicecoach.errors import UserError
+from voicecoach.errors import UserError, check_input
 from voicecoach.routine.loader import id_from_path, load_routine
 from voicecoach.routine.model import Routine
 
@@ -38,7 +38,8 @@ def resolve(spec: str) -> Path:
     looks_like_path = path.suffix in _SUFFIXES or "/" in spec or "\\" in spec or path.exists()
     if looks_like_path:
         if not path.exists():
-            raise UserError(f"{spec}: no such file", fix="check the path, or run `voicecoach list`")
+            check_input(path, "routine file", shown=spec,
+                        fix="check the path, or run `voicecoach list`")
         return path
     close = difflib.get_close_matches(spec, list(library), n=3, cutoff=0.5)
     fix = f"did you mean {', '.join(close)}?" if close else "run `voicecoach list` to see them"

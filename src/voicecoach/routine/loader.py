@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from voicecoach.errors import RoutineError, RoutineErrors, UserError
+from voicecoach.errors import RoutineError, RoutineErrors, UserError, check_input
 from voicecoach.routine.model import Routine
 from voicecoach.routine.names import slug
 
@@ -54,20 +54,14 @@ def _one(path: str, line: int, col: int, message: str, fix: str | None = None) -
 
 
 def _read_text(path: Path, shown: str) -> str:
+    # Missing, a file mid-path, a folder; a pipe, a FIFO or a device, which has no size to check
+    # and may never end (or never open): reading one would skip the size limit, or wait for a
+    # writer that never comes.
+    check_input(path, "routine file", shown=shown, fix="check the path, or run `voicecoach list`")
     try:
         size = path.stat().st_size
-    except FileNotFoundError:
-        raise UserError(f"{shown}: no such file",
-                        fix="check the path, or run `voicecoach list`") from None
     except OSError as exc:
         raise UserError(f"{shown}: cannot read ({exc.strerror})") from None
-    if path.is_dir():
-        raise UserError(f"{shown}: is a directory, not a routine file")
-    if not path.is_file():
-        # A pipe, a FIFO or a device has no size to check and may never end (or never open):
-        # reading one would skip the size limit, or wait for a writer that never comes.
-        raise UserError(f"{shown}: is not a regular file",
-                        fix="save the routine to a file and give its path")
     if size > MAX_BYTES:
         raise _one(shown, 1, 1, f"file is {size:,} bytes; a routine file may be at most "
                    f"{MAX_BYTES:,} bytes", "split it into several routines")
