@@ -496,6 +496,7 @@ def test_a_phone_session_counts_like_a_live_one(tmp_path: Path) -> None:
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
 
 
+@pytest.mark.slow  # a server of its own; the fast lane's phone session is the one above
 def test_a_limited_move_begun_on_the_phone_counts_for_its_limits_only(tmp_path: Path) -> None:
     """The page reached the limited move and the session ended there: the move counts towards
     its daily count (left out of the next track, and of `show --for play`), the session towards
