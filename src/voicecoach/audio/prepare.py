@@ -8,12 +8,11 @@ import json
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from voicecoach import cancel
 from voicecoach.audio.options import CEILING_DB, PROCESS_VERSION, SoundOptions, levelled_key
 from voicecoach.audio.pcm import frames, frames_in, nbytes
-from voicecoach.errors import EncoderError
 from voicecoach.plan.timeline import ChimeKind, Plan, PlanOptions, build_plan
 from voicecoach.routine.model import Routine
 from voicecoach.storage.spool import ClipStore
@@ -62,6 +61,11 @@ class Known(NamedTuple):
     key: str
     digest: str
     frames: int
+
+
+class StaleHeaders(Exception):
+    """A clip read back is not the one its cache header described: a lazily prepared session
+    was timed from headers that do not hold, and must be prepared again from the clips."""
 
 
 class LazyPrepared:
@@ -113,8 +117,9 @@ class LazyPrepared:
         if pcm is None:  # damaged since its header was read: made again, as a miss is
             pcm = self._render(text)
         if hashlib.blake2b(pcm, digest_size=16).hexdigest() != known.digest:
-            raise EncoderError(f"the clip cache changed while this export read it "
-                               f"({self.cache.directory})", fix="run the export again")
+            # The header promised other audio: a damaged entry (its payload, or its digest),
+            # or another writer. The plan was timed from the header, so it cannot stand.
+            raise StaleHeaders(text)
         return pcm
 
     def info(self, text: str) -> ClipInfo:
@@ -253,17 +258,21 @@ def prepare(
     cache: ClipCache,
     on_clip: Notify | None = None,
     sound: SoundOptions | None = None,
-    lazy: bool = False,
+    lazy: bool | Literal["checked"] = False,
 ) -> Prepared | LazyPrepared:
     """Render (or fetch from the cache) each distinct cue, build the plan from their lengths,
     then make the session's sound: every cue at one loudness, chimes, the music bed, and one
     level for all of it that brings the track to the loudness target (see voicecoach.audio.mix).
 
     The planner asks for lengths as it goes; a text it has not seen yet is rendered on the spot,
-    so the plan is sample-exact and nothing is synthesised that the plan does not use."""
+    so the plan is sample-exact and nothing is synthesised that the plan does not use.
+
+    `lazy`: see LazyPrepared; "checked" reads every cached clip (a damaged one is spoken again)
+    instead of trusting the entries' headers, after a lazy session found one that did not hold."""
     sound = sound or SoundOptions()
     if lazy and sound.music is None:
-        return _prepare_lazy(routine, options, engine, settings, cache, on_clip, sound)
+        return _prepare_lazy(routine, options, engine, settings, cache, on_clip, sound,
+                             checked=lazy == "checked")
     from voicecoach.audio.mix import make_sound
 
     raw = ClipStore()
@@ -280,7 +289,7 @@ def prepare(
 
 def _prepare_lazy(routine: Routine, options: PlanOptions, engine: Engine,
                   settings: VoiceSettings, cache: ClipCache, on_clip: Notify | None,
-                  sound: SoundOptions) -> LazyPrepared:
+                  sound: SoundOptions, *, checked: bool = False) -> LazyPrepared:
     """The plan timed from each clip's length as the cache's entry header tells it; only a clip
     the cache lacks is rendered (and kept in a spool)."""
     from voicecoach.speech import render_clips
@@ -300,7 +309,12 @@ def _prepare_lazy(routine: Routine, options: PlanOptions, engine: Engine,
     def measure(text: str) -> int:
         if text not in known:
             key = clip_key(engine, voice, text, settings)
-            head = cache.peek(key)
+            if checked:  # read and verified: a bad entry is deleted here, and is a miss
+                pcm = cache.get(key)
+                head = None if pcm is None else (
+                    len(pcm), hashlib.blake2b(pcm, digest_size=16).hexdigest())
+            else:
+                head = cache.peek(key)
             if head is None:
                 raw = render(text)
                 fresh.add(text, raw)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple, Protocol, TypeVar
 
 from voicecoach.audio.options import DEFAULT_DUCK, DEFAULT_LOUDNESS, SoundOptions
 from voicecoach.errors import UserError, check_input
@@ -421,7 +421,7 @@ def prepare(
 
 
 def render(decision: Decision, settings: Settings, *, progress: Progress | None = None,
-           estimate: Plan | None = None, lazy: bool = False) -> Session:
+           estimate: Plan | None = None, lazy: bool | Literal["checked"] = False) -> Session:
     """Speak (or fetch from the cache) every cue of a decided session and make its sound.
     `estimate` (a plan from text lengths, if one was made already) sizes the progress bar.
     `lazy`: read, level and mix the clips only as they are asked for (a stitched export of
@@ -725,12 +725,27 @@ def export(
 ) -> list[Track]:
     """Make one job's audio, write it (a track, split tracks, or to `stream`) and record it.
     It is made whether or not the destination is fresh: ask is_fresh(job) first."""
+    from voicecoach.audio.prepare import StaleHeaders
+
+    # Lazily (from the cache's headers) only where a retry cannot repeat output: not to a
+    # stream, whose bytes are gone once written.
+    lazy = (settings.export_options().stitch and not split and stream is None
+            and settings.music is None)
+    try:
+        return _export(job, settings, split, stream, progress, lazy=lazy)
+    except StaleHeaders:
+        # A damaged cache entry: read, check (a bad entry is deleted and spoken again) and time
+        # every clip from what it holds. Nothing was kept: the track went to a temporary.
+        return _export(job, settings, split, stream, progress, lazy="checked")
+
+
+def _export(job: ExportJob, settings: Settings, split: bool, stream: BinaryIO | None,
+            progress: Progress | None, *, lazy: bool | Literal["checked"]) -> list[Track]:
     from voicecoach.export.tracks import export_split, export_to_stream, export_track
 
     options = settings.export_options()
     routine = job.decision.routine
-    session = render(job.decision, settings, progress=progress, estimate=job.estimate,
-                     lazy=options.stitch and not split and settings.music is None)
+    session = render(job.decision, settings, progress=progress, estimate=job.estimate, lazy=lazy)
     advance = progress.advance if progress is not None else None
     with session:
         if progress is not None:
