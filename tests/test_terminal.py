@@ -4,6 +4,7 @@ pipe."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,39 @@ def test_output_cut_short_by_a_closed_pipe_exits_quietly_with_0(
     stderr = done.stderr.decode(errors="replace")
     assert done.returncode == 0, f"{command}: exit {done.returncode}\n{stderr}"
     assert stderr.strip() == "", f"{command}: {stderr}"
+
+
+#: Closed-stream runs: cheap commands (no speech) in the fast lane; one that speaks, and the
+#: MP3-to-stdout refusal, with the slow tests.
+CLOSED = {"list-estimate", "show-estimate", "show-json", "validate", "validate-bad",
+          "unknown-routine", "history", "help"}
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr", "both"])
+@pytest.mark.parametrize("command", [
+    pytest.param(c, marks=() if c in CLOSED else pytest.mark.slow)
+    for c in [*COMMANDS, "export-stdout"]])
+def test_a_closed_standard_stream_is_no_traceback(tmp_path: Path, command: str,
+                                                  closed: str) -> None:
+    """`voicecoach list >&-`: Python starts with that stream as None. The command still does
+    its work (what it prints goes nowhere) and exits as it would, never with a traceback; the
+    MP3 of `-o -`, whose only place is standard output, is refused (exit 2)."""
+    _setup(tmp_path)
+    args = PIPED["export-stdout"] if command == "export-stdout" else COMMANDS[command]
+    shut = {"stdout": ">&-", "stderr": "2>&-", "both": ">&- 2>&-"}[closed]
+    # The shell closes the stream; stderr is kept in a file where it is not the closed one.
+    err = tmp_path / "err.txt"
+    keep = "" if closed != "stdout" else f" 2>{shlex.quote(str(err))}"
+    if command == "export-stdout" and closed == "stderr":
+        keep = " >out.mp3"  # stdout open: the MP3 goes there
+    line = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "voicecoach", *args])
+    done = subprocess.run(["sh", "-c", f"{line} {shut}{keep}"], cwd=tmp_path, env=_env({}),
+                          timeout=180)
+    want = EXPECTED.get(command, 0)
+    if command == "export-stdout":
+        want = 0 if closed == "stderr" else 2
+    stderr = err.read_text(encoding="utf-8", errors="replace") if err.exists() else ""
+    assert done.returncode == want, (command, closed, done.returncode, stderr)
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    if command == "export":
+        assert (tmp_path / "café ✓.mp3").stat().st_size > 10_000  # the work was done

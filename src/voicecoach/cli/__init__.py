@@ -19,7 +19,7 @@ from voicecoach.cli import safety as _safety  # noqa: F401
 from voicecoach.cli import serve as _serve  # noqa: F401
 # isort: on
 from voicecoach import cancel
-from voicecoach.cli.app import app
+from voicecoach.cli.app import CLOSED_STREAMS, app
 from voicecoach.cli.options import finite_numbers
 from voicecoach.errors import VoicecoachError, os_fault
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("VOICECOACH_DEBUG")
     )
+    _open_closed_streams()
     _tolerant_streams()
     devnull_before = _stdout_is_devnull()
     try:
@@ -71,6 +72,22 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _open_closed_streams() -> None:
+    # Started with a standard stream closed (`voicecoach list >&-`): Python leaves it None, and
+    # the first print or flush would be a traceback. What has nowhere to go goes to /dev/null.
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            CLOSED_STREAMS.add(name)
+            with contextlib.suppress(OSError):
+                os.fstat(fd)
+                continue  # the descriptor is open after all (taken by something else)
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="replace", closefd=False))  # noqa: SIM115
 
 
 def _tolerant_streams() -> None:

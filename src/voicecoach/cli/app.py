@@ -8,6 +8,10 @@ import typer
 
 from voicecoach import __version__
 
+#: Standard streams that were closed when voicecoach started (`>&-`): they write to /dev/null,
+#: and a command whose product is its output (`export -o -`) refuses to run.
+CLOSED_STREAMS: set[str] = set()
+
 app = typer.Typer(
     name="voicecoach",
     help="A spoken coach for back and stretching routines: play them live or export MP3 tracks.",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from voicecoach import coach
-from voicecoach.cli.app import app
+from voicecoach.cli.app import CLOSED_STREAMS, app
 from voicecoach.cli.options import (
     _D,
     ChimesOpt,
@@ -83,6 +83,9 @@ def export(
     if to_stdout and as_json:
         raise UserError("-o - writes the MP3 to standard output; --json cannot go there too",
                         fix="leave out --json")
+    if to_stdout and "stdout" in CLOSED_STREAMS:
+        raise UserError("-o - writes the MP3 to standard output, which is closed",
+                        fix="pipe it, e.g. `voicecoach export ID -o - | mpv -`, or give a file")
     if to_stdout and sys.stdout.isatty():
         raise UserError("-o - writes MP3 bytes, not for a terminal",
                         fix="pipe it, e.g. `voicecoach export ID -o - | mpv -`")
