@@ -34,6 +34,8 @@ exercises:
     setup: ["Drop both knees to the {side}."]
     hold: 1m
 """
+#: Every signal that stops a run: Ctrl-C, kill, and the terminal closing.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SEED = int(os.environ.get("VOICECOACH_TEST_SEED") or os.environ.get("VOICECOACH_FAULT_SEED")
            or time.time_ns() % 2**32)
 PART = ".voicecoach-part"
@@ -169,7 +171,7 @@ def moments(count: int, clean: dict[str, Clean], rng: random.Random,
     out = []
     for i in range(count):
         engine, stage = combos[i % len(combos)]
-        out.append(Moment(engine, rng.choice((signal.SIGINT, signal.SIGTERM)), stage,
+        out.append(Moment(engine, rng.choice(SIGNALS), stage,
                           rng.uniform(0, clean[engine].stage_lengths[stage]),
                           ignored=rng.random() < 0.3, old=rng.random() < 0.7))
     return out
@@ -544,7 +546,7 @@ def test_a_clip_cut_short_by_a_signal_never_enters_the_cache(engine: str, tmp_pa
     fraction = rng.uniform(0.1, 0.5)  # of the time one whole clip takes: mid-synthesis
     repeats = "60" if engine == "espeak" else "20"  # pyttsx3 gathers audio more slowly
     for attempt in range(5):
-        signum = rng.choice((signal.SIGINT, signal.SIGTERM))
+        signum = rng.choice(SIGNALS)
         cache = tmp_path / f"cache-{attempt}"
         done = subprocess.run([sys.executable, "-c", CUT_CLIP, engine, repeats, str(cache),
                                str(int(signum)), str(fraction)],
@@ -615,7 +617,7 @@ def test_an_interrupted_split_leaves_the_old_set_or_the_new_one(
         for name, data in split_sets["old"].items():
             (folder / "parts" / name).write_bytes(data)
         (folder / "split-set.yaml").write_text(SPLIT_NEW, encoding="utf-8")
-        signum = rng.choice((signal.SIGINT, signal.SIGTERM))
+        signum = rng.choice(SIGNALS)
         proc = subprocess.Popen(cli("export", "split-set.yaml", "--split", "-o", "parts"),
                                 cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)

@@ -407,7 +407,7 @@ def test_no_sound_device_is_one_line(routine_path: Path, capfd: pytest.CaptureFi
 
 @pytest.mark.slow  # real-time playback
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminal")
-@pytest.mark.parametrize("how", ["q", "ctrl-c"])
+@pytest.mark.parametrize("how", ["q", "ctrl-c", "hangup"])
 def test_keys_in_a_terminal_and_the_terminal_is_restored(
     routine_path: Path, tmp_path: Path, how: str
 ) -> None:
@@ -448,22 +448,29 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
         read_until(b"PAUSED")
         if how == "q":
             os.write(master, b"q")
-        else:
+        elif how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
+        else:  # the terminal window closed: a hangup, and nothing can be written there any more
+            os.killpg(proc.pid, signal.SIGHUP)
+            os.close(master)
+            master = -1
         code = proc.wait(10)
-        read_until(b"Stopped at", 2.0)
-        after = termios.tcgetattr(slave)
+        if master >= 0:
+            read_until(b"Stopped at", 2.0)
+            after = termios.tcgetattr(slave)  # a hung-up terminal has no settings to read
     finally:
         if proc.poll() is None:
             proc.kill()
-        os.close(master)
+        if master >= 0:
+            os.close(master)
         os.close(slave)
     text = screen.decode("utf-8", "replace")
-    assert code == (0 if how == "q" else 130)
-    assert after == before
+    assert code == {"q": 0, "ctrl-c": 130, "hangup": 129}[how]
     assert "KNEES IN" in text and "TWIST" in text and "PAUSED" in text
-    assert "Stopped at" in text and "in Twist" in text
     assert "Traceback" not in text
+    if how != "hangup":
+        assert after == before
+        assert "Stopped at" in text and "in Twist" in text
     from voicecoach.safety.history import History
 
     (session,) = History(tmp_path).sessions()

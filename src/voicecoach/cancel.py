@@ -1,4 +1,4 @@
-"""Cooperative interruption: SIGINT/SIGTERM handlers only record the signal; long loops check it."""
+"""Cooperative interruption: signal handlers only record the signal; long loops check the flag."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 
 #: Exit codes of an interrupted run, by signal (128 + the signal's number, as shells report it).
-EXIT_CODES = {signal.SIGINT: 130, getattr(signal, "SIGTERM", 15): 143}
+EXIT_CODES = {signal.SIGINT: 130, getattr(signal, "SIGTERM", 15): 143,
+              getattr(signal, "SIGHUP", 1): 129}
 #: Set (to anything) to have the process announce each stage of its work on stderr, so that
 #: tests can interrupt it at a chosen stage.
 ENV_TRACE = "VOICECOACH_TRACE_STAGES"
@@ -51,15 +52,20 @@ def install() -> None:
     """Record SIGINT and SIGTERM from now on (from the main thread, before any work).
 
     SIGINT is taken even when the process started with it ignored: a non-interactive shell
-    starts background jobs so, and `kill -INT` must still stop the command."""
+    starts background jobs so, and `kill -INT` must still stop the command. SIGHUP (the
+    terminal closed, an SSH session lost) stops as they do, so a session played so far is
+    recorded; unless it was ignored at start (`nohup`), which asks to carry on."""
     for name in ("SIGINT", "SIGTERM"):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             signal.signal(getattr(signal, name), _handler)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, _handler)
 
 
 def ignore() -> None:
     """The command has finished: a late signal must not disturb the interpreter's shutdown."""
-    for name in ("SIGINT", "SIGTERM"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # a file or folder the user can meet: say which, and what to do
         if debug:
             traceback.print_exc()
+        if cancel.requested():  # e.g. the terminal a hangup closed, written to on the way out
+            _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
         fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "a file operation")
         _fail(fault.line(), fault.exit_code)
     except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
@@ -112,7 +114,7 @@ def _is_usage_error(exc: Exception) -> bool:
 
 
 def _exit(code: int) -> None:
-    if code in (130, 143):
+    if code in cancel.EXIT_CODES.values():
         _exit_now(code)
     # The work is done (or has failed and said so): a signal arriving while the interpreter
     # shuts down (joining helper threads) would only print "Exception ignored" noise. One that
@@ -137,8 +139,10 @@ def _exit_now(code: int) -> None:
 
 
 def _fail(line: str, code: int) -> None:
-    print(line if line.startswith(("error", "internal", "stopped")) or ":" in line.split(" ")[0]
-          else f"error: {line}", file=sys.stderr)
+    # The terminal may be gone (SIGHUP): a line that cannot be written is not a second failure.
+    with contextlib.suppress(OSError, ValueError):
+        print(line if line.startswith(("error", "internal", "stopped"))
+              or ":" in line.split(" ")[0] else f"error: {line}", file=sys.stderr)
     _exit(code)
 
 
