@@ -262,8 +262,8 @@ def _regions(data: bytes) -> dict[str, tuple[int, int]]:
         regions[f"frame {number} {name.decode()} {body[:24]!r}"] = (start - 10, start + len(body))
     at, _ = freshness._check(data)
     regions["check digest"] = (at, at + 32)
-    end = next(e for (_, s, b) in freshness._frames(data)
-               if s <= at < s + len(b) for e in [s + len(b)])
+    end = next(start + len(body) for _, start, body in freshness._frames(data)
+               if start <= at < start + len(body))
     regions["check companions"] = (at + 32, end)
     regions["audio"] = (freshness._id3_size(data), len(data))
     return regions
