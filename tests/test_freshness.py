@@ -252,3 +252,103 @@ def test_an_interrupted_export_never_leaves_a_key_that_lies(tmp_path: Path, seed
         if tags.get(freshness.KEY_TAG) == job.key:
             assert freshness.is_fresh(job.dest, job.key), (
                 f"seed {seed}, SIGINT at {moment:.2f} s: the key claims audio the file lacks")
+
+
+def _regions(data: bytes) -> dict[str, tuple[int, int]]:
+    """Named byte ranges of an exported MP3: the tag header, each frame (header and body), the
+    check frame's digest and its list of companions, the audio."""
+    regions = {"tag header": (0, 10)}
+    for number, (name, start, body) in enumerate(freshness._frames(data)):
+        regions[f"frame {number} {name.decode()} {body[:24]!r}"] = (start - 10, start + len(body))
+    at, _ = freshness._check(data)
+    regions["check digest"] = (at, at + 32)
+    end = next(start + len(body) for _, start, body in freshness._frames(data)
+               if start <= at < start + len(body))
+    regions["check companions"] = (at + 32, end)
+    regions["audio"] = (freshness._id3_size(data), len(data))
+    return regions
+
+
+def _sweep(job: coach.ExportJob, rng: random.Random, seed: int) -> int:
+    """Flip one byte at a time, in every region of every file the job wrote (several random
+    offsets each, plus random offsets anywhere), and check the job is then never fresh."""
+    files = sorted({p for track, companions in job.files for p in (track, *companions)})
+    flips = 0
+    for path in files:
+        good = path.read_bytes()
+        if path.suffix == ".mp3":
+            ranges = list(_regions(good).items())
+        else:
+            ranges = [(path.suffix, (0, len(good)))]
+        ranges += [("anywhere", (0, len(good)))] * 8
+        for what, (start, end) in ranges:
+            for _ in range(3):
+                at, bit = rng.randrange(start, end), rng.randrange(1, 256)
+                damaged = bytearray(good)
+                damaged[at] ^= bit
+                path.write_bytes(damaged)
+                assert not coach.is_fresh(job), (
+                    f"seed {seed}: {path.name} byte {at} ({what}) ^ {bit:#x} still fresh")
+                flips += 1
+        path.write_bytes(good)
+        assert coach.is_fresh(job), f"seed {seed}: {path.name} restored is not fresh"
+    return flips
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["track", "split"])
+def test_every_byte_of_every_file_is_checked(job_of, seed: int, split: bool) -> None:
+    """Chapters, titles, the year, TLEN, the key, the check's own value, the audio, the .lrc,
+    the .m3u: one flipped byte anywhere makes the export not fresh; only the bytes as written
+    are."""
+    settings = dataclasses.replace(BASE, transcript=True)
+    job = job_of(settings, split=split, dest="parts" if split else "out.mp3")
+    coach.export(job, settings, split=split)
+    assert coach.is_fresh(job)
+    flips = _sweep(job, random.Random(f"{seed}-{split}"), seed)
+    assert flips > 100
+    # Frames in another order: the same frames, not the same file.
+    track = job.files[0][0]
+    good = track.read_bytes()
+    (_, a, body_a), (_, b, body_b) = list(freshness._frames(good))[:2]
+    first, second = good[a - 10:a + len(body_a)], good[b - 10:b + len(body_b)]
+    track.write_bytes(good[:a - 10] + second + first + good[b + len(body_b):])
+    assert not coach.is_fresh(job)
+    track.write_bytes(good)
+    assert coach.is_fresh(job)
+
+
+def _frame(data: bytes, name: bytes, within: bytes = b"") -> tuple[int, bytes]:
+    return next((start, body) for n, start, body in freshness._frames(data)
+                if n == name and within in body)
+
+
+def test_a_damaged_tag_is_rebuilt_by_export(tmp_path: Path, run_cli) -> None:
+    """The audit's cases through the command: a chapter's start time, a chapter's title, the
+    year of a --split part. Each is rebuilt, and then holds what a clean export holds."""
+    (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
+    for dest, args in (("t.mp3", ()), ("parts", ("--split",))):
+        command = ("export", "r.yaml", "-o", dest, "--detail", "full", *args)
+        assert run_cli(*command).returncode == 0
+        track = tmp_path / dest if not args else sorted((tmp_path / dest).glob("*.mp3"))[1]
+        clean = track.read_bytes()
+        if args:
+            start, body = _frame(clean, b"TDRC")
+            damages = {"year": (start + body.index(b"\xff\xfe") + 2, b"1")}
+        else:
+            start, body = _frame(clean, b"CHAP", b"chp1\0")
+            title = body.index(b"TIT2") + 11  # the title's first byte after its encoding
+            damages = {"chp1 start": (start + 5, b"\0\0\0\1"),
+                       "chp1 title": (start + title + 4, b"Z")}
+        for what, (at, patch) in damages.items():
+            damaged = bytearray(clean)
+            damaged[at:at + len(patch)] = patch
+            assert damaged != clean, what
+            track.write_bytes(damaged)
+            again = run_cli(*command)
+            assert again.returncode == 0, again.stderr
+            assert "up to date" not in again.stdout, f"{dest}: {what}"
+            rebuilt = track.read_bytes()
+            tag = freshness._id3_size(clean)
+            assert rebuilt[tag:] == clean[tag:], f"{dest}: {what}"
+            assert rebuilt == clean, f"{dest}: {what}"
+            assert run_cli(*command).stdout == f"up to date: {dest}\n"

@@ -6,10 +6,12 @@ Every exported MP3 carries two ID3 TXXX frames:
   plan options after safety and familiarity, sound and encoder options, engine, engine version,
   voice, voicecoach's version and FORMAT). It is computed from the inputs alone, before any
   speech, so checking costs a tag read.
-- `voicecoach-check`: a digest of the MP3's own audio bytes (everything after the ID3 tag) and
-  of each companion file written with it (the .lrc transcript, the --split playlist), so a
-  truncated or edited track, or a companion that an interruption left old or missing, is never
-  taken for the track the key names.
+- `voicecoach-check`: a digest of every byte of the MP3 but that digest's own 32 (the whole ID3
+  tag: chapters, titles, the key, the check's own list; and the audio), then the digest of each
+  companion file written with it (the .lrc transcript, the --split playlist). So an edited tag,
+  a truncated or edited track, or a companion that an interruption left old or missing, is
+  never taken for the track the key names. The tag is written with a blank digest of the same
+  length, which `seal` then overwrites in place, before the file is renamed into place.
 
 A file is trusted only when both agree; anything unreadable, foreign or damaged is rebuilt.
 The .lrc and .m3u share their MP3's key: the MP3 records their digests, and it is written
@@ -20,14 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 #: Bump when what a track holds for the same inputs changes (mixing, tagging, file layout).
-FORMAT = 1
+FORMAT = 2
 KEY_TAG = "voicecoach-key"
 CHECK_TAG = "voicecoach-check"
 _CHUNK = 1 << 20
+#: The check's digest until `seal` writes the real one over it (same length: nothing moves).
+_UNSEALED = b"0" * 32
+#: The start of the check frame's body: Latin-1 (tags.py writes ASCII text so), so the digest
+#: that follows sits at a byte offset the hand reader finds.
+_CHECK_HEAD = b"\0" + CHECK_TAG.encode() + b"\0"
 
 
 def digest(data: bytes) -> str:
@@ -50,31 +57,70 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_value(audio: Path, companions: Mapping[str, str]) -> str:
-    """The `voicecoach-check` of an untagged MP3 `audio` and its companions' texts by name."""
-    return json.dumps({"audio": digest(audio.read_bytes()),
-                       "files": {name: digest(text.encode()) for name, text in companions.items()}},
-                      sort_keys=True)
+def check_value(companions: Mapping[str, str]) -> str:
+    """The `voicecoach-check` to tag a track with before `seal`: a blank digest, then the
+    digests of its companions' texts by name."""
+    files = {name: digest(text.encode()) for name, text in companions.items()}
+    return f"{_UNSEALED.decode()} {json.dumps(files, sort_keys=True)}"
+
+
+def seal(track: Path) -> None:
+    """Write the digest of every byte of `track` but the digest's own into its check value, in
+    place (raises OSError, or ValueError for a track without a blank check)."""
+    with track.open("r+b") as f:
+        data = f.read()
+        at, _ = _check(data)
+        if data[at:at + len(_UNSEALED)] != _UNSEALED:
+            raise ValueError(f"{track.name}: its check is not blank")
+        f.seek(at)
+        f.write(_whole_digest(data, at))
 
 
 def is_fresh(track: Path, key: str, companions: Sequence[Path] = ()) -> bool:
-    """True when `track` holds the key, its audio is whole, and every companion it is asked
-    for is the one written with it. Never raises: whatever cannot be read is not fresh."""
+    """True when `track` holds the key, no byte of it changed since it was sealed, and every
+    companion it is asked for is the one written with it. Never raises: whatever cannot be
+    read is not fresh."""
     try:
         data = track.read_bytes()
-        frames = _txxx(data)
-        if frames.get(KEY_TAG) != key:
+        if _txxx(data).get(KEY_TAG) != key:
             return False
-        check = json.loads(frames[CHECK_TAG])
-        if check["audio"] != digest(data[_id3_size(data):]):
+        at, files = _check(data)
+        if data[at:at + len(_UNSEALED)] != _whole_digest(data, at):
             return False
-        files = check["files"]
         return all(
             path.name in files and digest(path.read_bytes()) == files[path.name]
             for path in companions
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def _whole_digest(data: bytes, at: int) -> bytes:
+    """The digest of `data` with the check's digest at `at` blank, as 32 ASCII hex digits."""
+    view = memoryview(data)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(view[:at])
+    h.update(_UNSEALED)
+    h.update(view[at + len(_UNSEALED):])
+    return h.hexdigest().encode()
+
+
+def _check(data: bytes) -> tuple[int, dict[str, str]]:
+    """Where the one check frame's digest starts in `data`, and the companions' digests its
+    value lists."""
+    found = [(start, body) for name, start, body in _frames(data)
+             if name == b"TXXX" and body.startswith(_CHECK_HEAD)]
+    if len(found) != 1:
+        raise ValueError("not exactly one check frame")
+    start, body = found[0]
+    value = body[len(_CHECK_HEAD):].decode("ascii").rstrip("\0")
+    blank, space, files = value.partition(" ")
+    if len(blank) != len(_UNSEALED) or not space:
+        raise ValueError("a check value of another layout")
+    listed = json.loads(files)
+    if not isinstance(listed, dict):
+        raise ValueError("a check value of another layout")
+    return start + len(_CHECK_HEAD), listed
 
 
 def _id3_size(data: bytes) -> int:
@@ -89,21 +135,26 @@ def _id3_size(data: bytes) -> int:
     return 10 + size + footer
 
 
-def _txxx(data: bytes) -> dict[str, str]:
-    """The TXXX frames of the ID3v2.3 tag that export writes (read by hand: the check must cost
-    no more than reading the file, and a foreign tag only has to be found not ours)."""
+def _frames(data: bytes) -> Iterator[tuple[bytes, int, bytes]]:
+    """Each frame's id, body offset and body in the ID3v2.3 tag that export writes (read by
+    hand: the check must cost no more than reading the file, and a foreign tag only has to be
+    found not ours)."""
     if data[:3] != b"ID3" or data[3] != 3:
-        return {}
+        return
     end = _id3_size(data)
     if data[5] & 0x40:  # an extended header: not one export writes
-        return {}
-    found: dict[str, str] = {}
+        return
     pos = 10
     while pos + 10 <= end and data[pos:pos + 4] != b"\0\0\0\0":
-        name = data[pos:pos + 4]
         size = int.from_bytes(data[pos + 4:pos + 8], "big")
-        body = data[pos + 10:pos + 10 + size]
+        yield data[pos:pos + 4], pos + 10, data[pos + 10:pos + 10 + size]
         pos += 10 + size
+
+
+def _txxx(data: bytes) -> dict[str, str]:
+    """The TXXX frames of the tag by description."""
+    found: dict[str, str] = {}
+    for name, _, body in _frames(data):
         if name == b"TXXX" and body[:1] in _TEXT:
             codec, nul = _TEXT[body[:1]]
             desc, value = _split(body[1:], nul)

@@ -61,7 +61,10 @@ def write_tags(path: Path, tags: TrackTags) -> None:
     if tags.comment:
         id3.add(COMM(encoding=3, lang="eng", desc="", text=[tags.comment]))
     for key, value in tags.extra.items():
-        id3.add(TXXX(encoding=3, desc=key, text=[value]))
+        # Plain text as Latin-1 (v2.3 would make UTF-8 UTF-16): freshness patches the check
+        # value in place at a byte offset it finds by hand.
+        encoding = 0 if (key + value).isascii() else 3
+        id3.add(TXXX(encoding=encoding, desc=key, text=[value]))
     if tags.cover_png:
         id3.add(APIC(encoding=3, mime="image/png", type=3, desc="Cover", data=tags.cover_png))
     ids = [f"chp{i}" for i in range(len(tags.chapters))]

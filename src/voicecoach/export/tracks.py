@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from voicecoach import cancel
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.errors import UserError
+from voicecoach.errors import UserError, os_fault
 from voicecoach.export import freshness
 from voicecoach.export.mp3 import DEFAULT_BITRATE, encode_mp3
 from voicecoach.export.outputs import STDOUT, OutputPlan
@@ -111,9 +111,7 @@ def export_track(
     lrc = dest.with_suffix(".lrc")
     companions = {lrc.name: lrc_text(plan, routine.title)} if options.transcript else {}
 
-    def finish(tmp: Path) -> None:
-        write_tags(tmp, _keyed(tags, tmp, key, companions))
-
+    finish = partial(_finish, tags=tags, key=key, companions=companions)
     if options.stitch and prepared.stitchable:
         with atomic.atomic_target(dest) as tmp:
             write_stitched(plan, prepared.clips, prepared.chimes, tmp,
@@ -210,15 +208,16 @@ _PART = re.compile(r"^\d{2,}-[\w-]+\.(mp3|lrc)$")
 
 
 def _finish(tmp: Path, *, tags: TrackTags, key: str | None, companions: dict[str, str]) -> None:
-    write_tags(tmp, _keyed(tags, tmp, key, companions))
-
-
-def _keyed(tags: TrackTags, audio: Path, key: str | None,
-           companions: dict[str, str]) -> TrackTags:
     if key is None:
-        return tags
-    check = freshness.check_value(audio, companions)
-    return replace(tags, extra={**tags.extra, freshness.KEY_TAG: key, freshness.CHECK_TAG: check})
+        write_tags(tmp, tags)
+        return
+    check = freshness.check_value(companions)
+    write_tags(tmp, replace(tags, extra={**tags.extra, freshness.KEY_TAG: key,
+                                         freshness.CHECK_TAG: check}))
+    try:
+        freshness.seal(tmp)
+    except OSError as exc:
+        raise os_fault(exc, f"writing tags to {tmp.name}") from None
 
 
 def expected_files(
