@@ -156,3 +156,5 @@ def test_every_command_meets_every_file_fault_with_one_sentence(
     with contextlib.suppress(FileNotFoundError):
         leftovers = [p.name for p in (tmp_path / "out").rglob(".*voicecoach-part*")]
         assert not leftovers, report
+    if target == "out":  # found before any work: not one cue was spoken into the cache
+        assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()], report

@@ -3,13 +3,15 @@ starts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicecoach.errors import UserError
+from voicecoach.errors import UserError, os_fault
 
 #: What `atomic.temp_path` adds to a name: "." + name + ".voicecoach-part-PID-8hex".
 _TEMP_OVERHEAD = len(".") + len(".voicecoach-part-") + 10 + len("-") + 8
@@ -44,12 +46,17 @@ class OutputPlan:
 
     def check(self) -> None:
         """UserError (exit 2) for the first output that would overwrite an input or another
-        output, that has the wrong kind (file/folder), suffix or an impossible name. Touches
-        nothing."""
+        output, that has the wrong kind (file/folder), suffix or an impossible name; a Fault
+        (exit 1) for a folder nothing can be written in (read-only, no permission, full of
+        inodes), found now rather than after every cue was spoken. Leaves nothing behind."""
         files = [o for o in self.outputs if not o.folder and o.path != STDOUT]
         for out in self.outputs:
             if out.path != STDOUT:
                 _check_shape(out)
+        probed: set[Path] = set()
+        for out in self.outputs:
+            if out.path != STDOUT:
+                _check_writable(out.path, probed)
         for out in files:
             for what, source in self.inputs:
                 if _same(out.path, source):
@@ -65,6 +72,22 @@ class OutputPlan:
                     fix="give them different names (names that differ only in capitals are "
                         "one file on many phones and disks)")
             seen[key] = out
+
+
+def _check_writable(path: Path, probed: set[Path]) -> None:
+    """Create and remove a file where `path` will be written: the one way to know (a read-only
+    mount, an immutable folder, root squashed on a network share all pass an access() test)."""
+    folder = next((p for p in (path.parent, *_ancestors(path)) if _kind(p) == "folder"), None)
+    if folder is None or folder in probed:
+        return
+    probed.add(folder)
+    try:
+        handle, name = tempfile.mkstemp(prefix=".voicecoach-probe-", dir=folder)
+    except OSError as exc:
+        raise os_fault(exc, f"writing in {folder}") from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
 
 
 def _check_shape(out: Output) -> None:
