@@ -408,7 +408,9 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
             # A flipped byte in the payload, or in the header (magic, version, length, digest:
             # its first 30 bytes), which a warm export reads alone to time the plan.
             flip = bytearray(data)
-            flip[rng.randrange(40, len(flip)) if i % 4 == 2 else rng.randrange(30)] ^= 0xFF
+            payload = len(flip) > 30 and i % 4 == 2
+            flip[rng.randrange(30, len(flip)) if payload else rng.randrange(min(30, len(flip)))] \
+                ^= 0xFF
             entry.write_bytes(bytes(flip))
     second = subprocess.run(cli("export", "r.yaml", "-o", "b.mp3", "--json"), cwd=tmp_path,
                             env=env, capture_output=True, text=True)
