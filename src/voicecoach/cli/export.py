@@ -101,7 +101,7 @@ def export(
     jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
                               skip_refused=routine is None, screening_prompt=ask_screening,
                               notify=tell, i_understand=i_understand)
-    described = []
+    described: list[dict[str, object]] = []
     for job in jobs:
         tracks = None if force or to_stdout else coach.fresh_tracks(job, chosen, split=split)
         up_to_date = tracks is not None

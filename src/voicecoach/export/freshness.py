@@ -153,7 +153,7 @@ def _text(body: bytes) -> str:
     """A text frame's value (its first string)."""
     if body[:1] not in _TEXT:
         raise ValueError("text frame in an encoding export does not write")
-    codec, nul = _TEXT[body[:1]]
+    codec, _ = _TEXT[body[:1]]
     return body[1:].decode(codec).split("\0")[0]
 
 
