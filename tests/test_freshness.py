@@ -4,6 +4,7 @@ whole, makes them rebuild. Real speech, real ffmpeg, real history."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -67,15 +68,90 @@ def test_unchanged_reexport_does_no_work_and_force_rebuilds(tmp_path: Path, run_
         # No speech (the clip cache is untouched) and no encode (this ffmpeg would fail).
         again = run_cli(*command, env={**env, "VOICECOACH_FFMPEG": str(broken)})
         assert again.returncode == 0, again.stderr
-        assert again.stdout == f"up to date: {dest}\n"
+        assert again.stdout.startswith(f"up to date: {dest}")
         assert _snapshot(cache) == clips
         assert _snapshot(out) == written
         forced = run_cli(*command, "--force", env=env)
         assert forced.returncode == 0, forced.stderr
         assert "Wrote" in forced.stdout and "up to date" not in forced.stdout
+        # What is there is named as when it was made: every part, transcript and playlist.
+        assert again.stdout == forced.stdout.replace("Wrote ", "up to date: ")
         rewritten = {name for name, stat in _snapshot(out).items() if written.get(name) != stat}
         mine = Path(dest).relative_to("out").as_posix()
         assert {n for n in written if n.startswith(mine) and n.endswith(".mp3")} <= rewritten
+
+
+#: Plain routines (no familiarity: exporting one records it, which must not change its key).
+SHAPE_ROUTINES = {
+    "alpha": "title: Alpha\nexercises:\n  - {name: Reach, setup: [\"Reach up.\"], hold: 2s}\n",
+    "bravo": "title: Bravo\nexercises:\n  - {name: Bend, setup: [\"Bend.\"], hold: 2s}\n"
+             "  - {name: Fold, setup: [\"Fold.\"], hold: 3s}\n",
+    "charlie": "title: Charlie\nexercises:\n  - {name: Sway, setup: [\"Sway.\"], hold: 2s}\n",
+}
+#: Each case: the routine argument (None: --all into out/), the output, its options.
+SHAPE_CASES = {
+    "plain": ("r.yaml", "out/t.mp3", ()),
+    "transcript": ("r.yaml", "out/t.mp3", ("--transcript",)),
+    "split": ("r.yaml", "out/parts", ("--split",)),
+    "split-transcript": ("r.yaml", "out/parts", ("--split", "--transcript")),
+    "all": (None, "out", ("--transcript",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHAPE_CASES))
+def test_up_to_date_json_is_the_json_of_the_made_files(
+    case: str, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--json` is one shape whether a file is made now or already there: same keys, same
+    values read back from disk (duration from TLEN, within its 1 ms), same order."""
+    from voicecoach.routine import library
+
+    routine, dest, options = SHAPE_CASES[case]
+    (tmp_path / "r.yaml").write_text(SHAPE_ROUTINES["bravo"], encoding="utf-8")
+    bundle = tmp_path / "bundle"  # --all exports "the bundled routines": these, here
+    bundle.mkdir()
+    for name, text in SHAPE_ROUTINES.items():
+        (bundle / f"{name}.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.setattr(library, "bundled_dir", lambda: bundle)
+    command = ("export", *((routine, "-o", dest) if routine else ("--all", dest)), *options,
+               "--json")
+    made = _json(run_cli(*command))
+    again = _json(run_cli(*command, env={"VOICECOACH_FFMPEG": str(_broken_ffmpeg(tmp_path))}))
+    assert [m["up_to_date"] for m in made] == [False] * len(made)
+    assert [a["up_to_date"] for a in again] == [True] * len(again)
+    _assert_same_files(made, again)
+    if case == "all":
+        # One made among up-to-date ones keeps routine order (the made one was listed last).
+        (tmp_path / dest / "bravo.mp3").unlink()
+        mixed = _json(run_cli(*command))
+        assert [m["up_to_date"] for m in mixed] == [True, False, True]
+        _assert_same_files(made, mixed)
+    if case.startswith("split"):
+        parts = sorted(str(p) for p in Path(tmp_path / dest).glob("*.mp3"))
+        assert [str(tmp_path / a["path"]) for a in again] == parts  # every part, not the folder
+    if case == "plain":
+        from mutagen.id3 import ID3
+
+        tags = ID3(tmp_path / dest)
+        chapters = sorted(tags.getall("CHAP"), key=lambda c: c.start_time)
+        assert [(c["start"] * 1000, c["end"] * 1000, c["title"]) for c in again[0]["chapters"]] == [
+            (c.start_time, c.end_time, str(c.sub_frames["TIT2"])) for c in chapters]
+        assert again[0]["duration"] == int(str(tags["TLEN"])) / 1000
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _assert_same_files(made: list[dict[str, object]], again: list[dict[str, object]]) -> None:
+    keys = ["path", "duration", "size", "chapters", "extras", "up_to_date"]
+    assert [list(item) for item in again] == [keys] * len(made)
+    assert [list(item) for item in made] == [keys] * len(made)
+    for first, second in zip(made, again, strict=True):
+        assert abs(float(first["duration"]) - float(second["duration"])) <= 0.001, (first, second)  # type: ignore[arg-type]
+        rest = [k for k in keys if k not in ("duration", "up_to_date")]
+        assert {k: second[k] for k in rest} == {k: first[k] for k in rest}
 
 
 @pytest.fixture

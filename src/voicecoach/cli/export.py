@@ -104,36 +104,34 @@ def export(
     jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
                               skip_refused=routine is None, screening_prompt=ask_screening,
                               notify=tell, i_understand=i_understand)
-    written = []
-    fresh = []
+    described: list[dict[str, object]] = []
     for job in jobs:
-        if not force and not to_stdout and coach.is_fresh(job):
-            fresh.append(job.dest)
-            if not as_json:
-                typer.echo(f"up to date: {job.dest}")
-            continue
-        with LazyProgress(quiet or as_json) as progress:
-            tracks = coach.export(job, chosen, split=split,
-                                  stream=sys.stdout.buffer if to_stdout else None,
-                                  progress=progress)
-        written.extend(tracks)
+        tracks = None if force or to_stdout else coach.fresh_tracks(job, chosen, split=split)
+        up_to_date = tracks is not None
+        if tracks is None:
+            with LazyProgress(quiet or as_json) as progress:
+                tracks = coach.export(job, chosen, split=split,
+                                      stream=sys.stdout.buffer if to_stdout else None,
+                                      progress=progress)
+        described.extend({**t.as_json(), "up_to_date": up_to_date} for t in tracks)
         if not as_json:
             for track in tracks:
-                typer.echo(_describe(track), err=to_stdout)
+                typer.echo(_describe(track, "up to date:" if up_to_date else "Wrote"),
+                           err=to_stdout)
     if as_json:
-        typer.echo(json.dumps([*({"path": str(p), "up_to_date": True} for p in fresh),
-                               *(t.as_json() for t in written)], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(described, indent=2, ensure_ascii=False))
 
 
-def _describe(track) -> str:  # type: ignore[no-untyped-def]
+def _describe(track, verb: str) -> str:  # type: ignore[no-untyped-def]
+    """`Wrote` or `up to date:` with the track and each file written with it, alike."""
     size = track.size / 1e6
     where = "MP3 to standard output" if str(track.path) == "-" else track.path
-    line = f"Wrote {where} ({coach.format_clock(track.duration)}, {size:.1f} MB"
+    line = f"{verb} {where} ({coach.format_clock(track.duration)}, {size:.1f} MB"
     if track.chapters:
         line += f", {coach.counted(len(track.chapters), 'chapter')}"
     line += ")"
     for extra in track.extras:
-        line += f"\nWrote {extra}"
+        line += f"\n{verb} {extra}"
     return line
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "fill",
     "format_clock",
     "format_duration",
+    "fresh_tracks",
     "is_fresh",
     "load",
     "option_range",
@@ -666,6 +667,21 @@ def is_fresh(job: ExportJob) -> bool:
 
     return bool(job.key and job.files) and all(
         fresh(track, job.key, companions) for track, companions in job.files)
+
+
+def fresh_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> list[Track] | None:
+    """The tracks at `job`'s destination, described as export() describes what it makes (read
+    back from the files and their tags), when they are what `job` would write; None when the
+    job must be made."""
+    if not is_fresh(job):
+        return None
+    from voicecoach.export.tracks import read_back
+
+    try:
+        return read_back(job.decision.routine, job.estimate, job.dest,
+                         settings.export_options(), split=split)
+    except (OSError, ValueError):
+        return None  # changed since it was checked: made again
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:

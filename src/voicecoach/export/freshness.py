@@ -23,7 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from voicecoach.export.tags import Chapter
 
 #: Bump when what a track holds for the same inputs changes (mixing, tagging, file layout).
 FORMAT = 2
@@ -135,22 +138,6 @@ def _id3_size(data: bytes) -> int:
     return 10 + size + footer
 
 
-def _frames(data: bytes) -> Iterator[tuple[bytes, int, bytes]]:
-    """Each frame's id, body offset and body in the ID3v2.3 tag that export writes (read by
-    hand: the check must cost no more than reading the file, and a foreign tag only has to be
-    found not ours)."""
-    if data[:3] != b"ID3" or data[3] != 3:
-        return
-    end = _id3_size(data)
-    if data[5] & 0x40:  # an extended header: not one export writes
-        return
-    pos = 10
-    while pos + 10 <= end and data[pos:pos + 4] != b"\0\0\0\0":
-        size = int.from_bytes(data[pos + 4:pos + 8], "big")
-        yield data[pos:pos + 4], pos + 10, data[pos + 10:pos + 10 + size]
-        pos += 10 + size
-
-
 def _txxx(data: bytes) -> dict[str, str]:
     """The TXXX frames of the tag by description."""
     found: dict[str, str] = {}
@@ -160,6 +147,61 @@ def _txxx(data: bytes) -> dict[str, str]:
             desc, value = _split(body[1:], nul)
             found[desc.decode(codec)] = value.decode(codec).rstrip("\0")
     return found
+
+
+def _frames(data: bytes, start: int = 10,
+            end: int | None = None) -> Iterator[tuple[bytes, int, bytes]]:
+    """The (name, body offset, body) of each ID3v2.3 frame in data[start:end] (by default the
+    whole tag; nothing for a tag export does not write). Read by hand: the check must cost no
+    more than reading the file, and a foreign tag only has to be found not ours."""
+    if end is None:
+        if data[:3] != b"ID3" or data[3] != 3 or data[5] & 0xC0:
+            return  # another version, unsynchronised or an extended header: not export's
+        end = _id3_size(data)
+    pos = start
+    while pos + 10 <= end and data[pos:pos + 4] != b"\0\0\0\0":
+        size = int.from_bytes(data[pos + 4:pos + 8], "big")
+        yield data[pos:pos + 4], pos + 10, data[pos + 10:pos + 10 + size]
+        pos += 10 + size
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What a track's own tags say of its time: TLEN, and its CHAP frames in time order."""
+
+    length_ms: int
+    chapters: tuple[Chapter, ...]
+
+
+def read_timing(track: Path) -> Timing:
+    """The length and chapters an exported MP3 is tagged with, from its tag alone (an
+    up-to-date export describes what is on disk without decoding it). ValueError when the tag
+    has no length; OSError when the file cannot be read."""
+    with track.open("rb") as f:
+        head = f.read(10)
+        data = head + f.read(max(0, _id3_size(head) - 10))
+    length: int | None = None
+    chapters = []
+    for name, _, body in _frames(data):
+        if name == b"TLEN":
+            length = int(_text(body))
+        elif name == b"CHAP":
+            at = body.index(b"\0") + 1
+            start, end = (int.from_bytes(body[i:i + 4], "big") for i in (at, at + 4))
+            title = next((_text(sub) for sub_name, _, sub in _frames(body, at + 16, len(body))
+                          if sub_name == b"TIT2"), "")
+            chapters.append(Chapter(title, start, end))
+    if length is None:
+        raise ValueError(f"{track.name}: no TLEN frame")
+    return Timing(length, tuple(sorted(chapters, key=lambda c: (c.start_ms, c.end_ms))))
+
+
+def _text(body: bytes) -> str:
+    """A text frame's value (its first string)."""
+    if body[:1] not in _TEXT:
+        raise ValueError("text frame in an encoding export does not write")
+    codec, _ = _TEXT[body[:1]]
+    return body[1:].decode(codec).split("\0")[0]
 
 
 #: ID3v2.3 text encodings (mutagen writes UTF-8 text as UTF-16 in a v2.3 tag).

@@ -232,6 +232,24 @@ def expected_files(
     return [(dest, (dest.with_suffix(".lrc"),) if options.transcript else ())]
 
 
+def read_back(
+    routine: Routine, plan: Plan, dest: Path, options: ExportOptions, *, split: bool
+) -> list[Track]:
+    """The tracks an export to `dest` wrote, as it described them when made, read from disk:
+    each MP3's size from stat, its length and chapters from its own tags, its extras named as
+    export_track and export_split name them. OSError or ValueError when a file is not there or
+    its tag is not export's."""
+    tracks = []
+    for mp3, _ in expected_files(routine, plan, dest, options, split=split):
+        timing = freshness.read_timing(mp3)
+        extras = (mp3.with_suffix(".lrc"),) if options.transcript else ()
+        tracks.append(Track(mp3, timing.length_ms / 1000, mp3.stat().st_size, timing.chapters,
+                            extras))
+    if split and tracks:
+        tracks[-1] = _with_extra(tracks[-1], dest / playlist_name(routine.id))
+    return tracks
+
+
 def part_names(titles: list[str]) -> list[str]:
     """The file names of --split parts: numbered, so they sort and never collide."""
     width = max(2, len(str(len(titles))))
