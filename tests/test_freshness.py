@@ -427,4 +427,4 @@ def test_a_damaged_tag_is_rebuilt_by_export(tmp_path: Path, run_cli) -> None:
             tag = freshness._id3_size(clean)
             assert rebuilt[tag:] == clean[tag:], f"{dest}: {what}"
             assert rebuilt == clean, f"{dest}: {what}"
-            assert run_cli(*command).stdout == f"up to date: {dest}\n"
+            assert run_cli(*command).stdout.startswith(f"up to date: {dest}")
