@@ -150,7 +150,7 @@ def test_serve_routines_must_be_a_folder_it_can_read(tmp_path: Path) -> None:
     for kind, (path, words) in paths.items():
         if kind == "folder":
             continue
-        words = "is a file, not a folder" if kind == "fifo" else words
+        words = "not a folder" if kind == "fifo" else words
         done = run_cli("serve", "--routines", str(path), "--port", "0",
                        env={"VOICECOACH_DATA_DIR": str(tmp_path / "d")})
         assert done.returncode == 2 and words in done.stderr and str(path) in done.stderr, (

@@ -158,3 +158,33 @@ def test_every_command_meets_every_file_fault_with_one_sentence(
         assert not leftovers, report
     if target == "out":  # found before any work: not one cue was spoken into the cache
         assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()], report
+
+
+@pytest.mark.parametrize("locked", ["track", "transcript"])
+def test_a_destination_file_that_cannot_be_replaced_is_found_before_any_speech(
+    tmp_path: Path, locked: str
+) -> None:
+    """An immutable track or transcript already at the destination: its folder can be written,
+    so only the final rename would fail, after every cue was spoken (and, for the transcript,
+    after the new track replaced the old one). Found first: exit 1, one line, nothing spoken,
+    both files as they were."""
+    if not _chattr_works(tmp_path):
+        pytest.skip("no way to make a file immutable for root here (chattr +i)")
+    (tmp_path / "r.yaml").write_text(ROUTINE)
+    env = {"VOICECOACH_DATA_DIR": str(tmp_path / "data"),
+           "VOICECOACH_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_cli("export", "r.yaml", "-o", "y.mp3", "--transcript", cwd=tmp_path,
+                   env=env).returncode == 0
+    (tmp_path / "r.yaml").write_text(ROUTINE.replace("title:", "title: New"))
+    env["VOICECOACH_CACHE_DIR"] = str(tmp_path / "fresh-cache")
+    before = {n: (tmp_path / n).read_bytes() for n in ("y.mp3", "y.lrc")}
+    target = tmp_path / ("y.mp3" if locked == "track" else "y.lrc")
+    subprocess.run(["chattr", "+i", str(target)], check=True)
+    try:
+        done = run_cli("export", "r.yaml", "-o", "y.mp3", "--transcript", cwd=tmp_path, env=env)
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=False)
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("note: ")]
+    assert done.returncode == 1 and len(lines) == 1 and target.name in lines[0], done.stderr
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    assert not [p for p in (tmp_path / "fresh-cache").rglob("*") if p.is_file()]

@@ -112,12 +112,14 @@ def check_input(path: object, what: str, *, folder: bool = False, fix: str | Non
     except OSError as exc:
         raise UserError(f"{name}: cannot be read ({exc.strerror or exc})", fix=lost) from None
     if folder and not stat.S_ISDIR(mode):
-        raise UserError(f"{name}: is a file, not a folder", fix=f"give a {what}")
+        kind = "a file" if stat.S_ISREG(mode) else "not a folder (a pipe or a device)"
+        raise UserError(f"{name}: is {kind}, not a folder" if kind == "a file"
+                        else f"{name}: is {kind}", fix=f"give a {what}")
     if not folder and stat.S_ISDIR(mode):
         raise UserError(f"{name}: is a folder, not a {what}", fix=f"give the path of a {what}")
     if not folder and not stat.S_ISREG(mode):
         raise UserError(f"{name}: is not a regular file",
-                        fix=f"save the {what} to a file and give its path")
+                        fix="save it to a file and give that file's path")
     if not os.access(p, os.R_OK | (os.X_OK if folder else 0)):
         raise UserError(f"{name}: cannot be read (permission denied)",
                         fix=f"give a {what} you can read")

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         if cancel.requested():  # e.g. the terminal a hangup closed, written to on the way out
             _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
-        fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "a file operation")
+        fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "writing the output")
         _fail(fault.line(), fault.exit_code)
     except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
         if _is_usage_error(exc):

@@ -349,7 +349,7 @@ def decide(
                               "left out; see a doctor or physiotherapist first. Change answers "
                               "with `voicecoach safety`."))
         elif routine.manipulation:
-            notify(Notice("screening-unanswered", "note: this routine has self-manipulation "
+            notify(Notice("screening-unanswered", f"note: {routine.id} has self-manipulation "
                           "moves and you have not answered the safety questions yet "
                           "(`voicecoach safety`)"))
     verdict = assess(

@@ -4,6 +4,7 @@ starts."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -77,6 +78,19 @@ class OutputPlan:
 def _check_writable(path: Path, probed: set[Path]) -> None:
     """Create and remove a file where `path` will be written: the one way to know (a read-only
     mount, an immutable folder, root squashed on a network share all pass an access() test)."""
+    if _kind(path) == "file":
+        # An immutable or append-only file cannot be replaced even where its folder can be
+        # written (the rename fails at the very end, after every cue was spoken). Opening it
+        # for update changes nothing and says EPERM for those; EACCES (a read-only file of
+        # someone else's) is no obstacle to a rename, so it is not a reason to refuse.
+        try:
+            with open(path, "r+b"):
+                pass
+        except PermissionError as exc:
+            if exc.errno == errno.EPERM:
+                raise os_fault(exc, f"replacing {path}") from None
+        except OSError:
+            pass
     folder = next((p for p in (path.parent, *_ancestors(path)) if _kind(p) == "folder"), None)
     if folder is None or folder in probed:
         return
