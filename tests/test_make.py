@@ -162,7 +162,8 @@ def _property(n: int, tmp_path: Path, library, measure) -> None:  # type: ignore
             raise AssertionError(
                 f"request {i} failed with VOICECOACH_TEST_SEED={seed}: {exc}"
             ) from None
-    assert outcomes.count("made") >= n // 3, (outcomes, seed)
+    if n >= 50:  # a share is only a claim over many requests: 8 can all ask the impossible
+        assert outcomes.count("made") >= n // 3, (outcomes, seed)
 
 
 def test_random_requests_make_valid_sessions_or_say_why(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
