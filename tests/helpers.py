@@ -81,7 +81,9 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_streams = sys.stdin, sys.stdout, sys.stderr
-    saved_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Every signal voicecoach.cancel handles: a command ends by ignoring them (cancel.ignore), and
+    # a SIGHUP left ignored here would be inherited by every later subprocess (as under nohup).
+    saved_handlers = {s: signal.getsignal(s) for s in cancel.EXIT_CODES}
     out, err = io.BytesIO(), io.BytesIO()
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
     stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)

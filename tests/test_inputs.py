@@ -155,3 +155,16 @@ def test_serve_routines_must_be_a_folder_it_can_read(tmp_path: Path) -> None:
                        env={"VOICECOACH_DATA_DIR": str(tmp_path / "d")})
         assert done.returncode == 2 and words in done.stderr and str(path) in done.stderr, (
             kind, done.stderr)
+
+
+def test_an_in_process_command_leaves_every_signal_as_it_found_it() -> None:
+    """A command ends by ignoring the signals it handles; the test harness must put them back,
+    or a SIGHUP left ignored is inherited by every later subprocess, which then (as under
+    nohup) carries on through a hangup: CI once waited 20 s on such a play."""
+    import signal
+
+    from voicecoach import cancel
+
+    before = {s: signal.getsignal(s) for s in cancel.EXIT_CODES}
+    assert run_cli("--help").returncode == 0
+    assert {s: signal.getsignal(s) for s in cancel.EXIT_CODES} == before
