@@ -78,7 +78,7 @@ class OutputPlan:
 def _check_writable(path: Path, probed: set[Path]) -> None:
     """Create and remove a file where `path` will be written: the one way to know (a read-only
     mount, an immutable folder, root squashed on a network share all pass an access() test)."""
-    if _kind(path) == "file":
+    if _is_regular(path):  # never opened if a FIFO or a device: opening one may block
         # An immutable or append-only file cannot be replaced even where its folder can be
         # written (the rename fails at the very end, after every cue was spoken). Opening it
         # for update changes nothing and says EPERM for those; EACCES (a read-only file of
@@ -122,6 +122,13 @@ def _check_shape(out: Output) -> None:
         name = f"{path.stem or 'routine'}{out.suffix}"
         raise UserError(f"{path}: voicecoach writes {out.suffix[1:].upper()} only, not "
                         f"{path.suffix or 'a file without a suffix'}", fix=f"e.g. -o {name}")
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _kind(path: Path) -> str | None:
