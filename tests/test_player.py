@@ -427,6 +427,9 @@ def test_keys_in_a_terminal_and_the_terminal_is_restored(
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicecoach", "play", str(routine_path), "--audio", "none",
          "--from", "2"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        # As a terminal starts it: SIGHUP not ignored, whatever an earlier test in this worker
+        # left (an ignored SIGHUP is inherited, and means nohup: play then rightly carries on).
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
         env={**os.environ, "TERM": "xterm-256color", "VOICECOACH_DATA_DIR": str(tmp_path)},
     )
     screen = bytearray()

@@ -136,6 +136,23 @@ class History:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise Fault(f"cannot create the history folder {self.folder}: {exc.strerror}") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn = self._open()
+                break
+            except Fault as fault:
+                # Two processes (two phones, play beside serve) opening a new history at once:
+                # switching it to WAL answers "locked" at once, without the busy handler. Wait
+                # and try again, within the same timeout a busy write gets.
+                if not fault.message.endswith("database is locked") or \
+                        time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self._conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
@@ -156,7 +173,6 @@ class History:
             if isinstance(exc, _Corrupt) or _is_corrupt(exc):
                 raise self._damaged(exc) from None
             raise self._fault(exc) from None
-        self._conn = conn
         return conn
 
     def _fault(self, exc: sqlite3.Error) -> Fault:
