@@ -78,3 +78,13 @@ def run_cli_process(tmp_path: Path):  # type: ignore[no-untyped-def]
         )
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _hangup_as_from_a_terminal() -> None:
+    """Every test starts its subprocesses with SIGHUP at its default, as a terminal does: an
+    ignored SIGHUP is inherited and means `nohup` (voicecoach then rightly carries on), so one
+    left ignored by an earlier in-process command would quietly weaken every hangup moment."""
+    if getattr(signal, "SIGHUP", None) is not None and \
+            signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
