@@ -72,6 +72,8 @@ class _Driver:
         self.errors: list[BaseException] = []
         self.engine.connect("finished-utterance", self._on_finished)
         self.engine.connect("error", self._on_error)
+        self.stopping = False  # a stop we asked for (a signal, a cue that never finished)
+        self._guard_stop()
         self.tempdir = Path(tempfile.mkdtemp(prefix="voicecoach-tts-"))
         atexit.register(shutil.rmtree, self.tempdir, True)
         self.counter = itertools.count()
@@ -157,10 +159,10 @@ class _Driver:
         try:
             finished = cancel.wait(self.finished, timeout)
         except cancel.Interrupted:
-            self.engine.stop()
+            self._stop()
             raise
         if not finished:
-            self.engine.stop()
+            self._stop()
             what = f"pyttsx3 ({self.driver_name}) did not finish a cue in {timeout:.0f} s"
             raise EngineError(what, fix=_FIX)
         self._settle()
@@ -172,14 +174,40 @@ class _Driver:
                               f"{text[:40]!r}", fix=_FIX)
 
     def _settle(self) -> None:
-        """Let espeak's thread finish pending work (settings, the last utterance's tail).
-
-        runAndWait starts with stop(), which cancels whatever espeak is still doing:
-        with settings still queued in espeak, that cancels the new utterance and
-        writes an empty file.
-        """
+        """Let espeak's thread finish pending work (settings, the last utterance's tail), and
+        forget a stop already carried out, so that it cannot cut the next utterance."""
         if self.driver_name == "espeak":
             _espeak_idle()
+            driver = _espeak_driver(self.engine)
+            if driver is not None:
+                driver._stopping = False
+
+    def _guard_stop(self) -> None:
+        """Let only a stop we ask for cancel espeak's work.
+
+        pyttsx3 calls its driver's stop() at the start of every run loop, and the espeak
+        driver's stop() cancels whatever espeak is still doing and marks the next utterance
+        cut short. Waiting for espeak to be idle first only narrows that race: on a loaded
+        machine espeak can still be applying the cue's settings, and the stop then cancels
+        them (a clip at the wrong volume) and the cue itself (an error with no cause).
+        """
+        driver = _espeak_driver(self.engine)
+        if driver is None:
+            return
+        original = driver.stop
+
+        def stop_when_asked() -> None:
+            if self.stopping:
+                original()
+
+        driver.stop = stop_when_asked
+
+    def _stop(self) -> None:
+        self.stopping = True
+        try:
+            self.engine.stop()
+        finally:
+            self.stopping = False
 
     def _forget_cue(self) -> None:
         # The espeak driver keeps the last file name and text: a later say() or
@@ -188,6 +216,12 @@ class _Driver:
         for attribute in ("_save_file", "_text_to_say"):
             if hasattr(driver, attribute):
                 setattr(driver, attribute, None)
+
+
+def _espeak_driver(engine: Any) -> Any:
+    """pyttsx3's espeak driver object behind `engine`, or None for another driver."""
+    driver = getattr(getattr(engine, "proxy", None), "_driver", None)
+    return driver if type(driver).__module__.endswith(".espeak") else None
 
 
 def _default_driver() -> str:
