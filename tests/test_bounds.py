@@ -36,6 +36,7 @@ def _random_exercise(rng: random.Random, n: int) -> tuple[dict[str, object], flo
     return ex, per_round * rounds
 
 
+@pytest.mark.slow  # a sweep over every option's extremes
 def test_bounds_hold_for_the_plan_that_will_play_after_every_option() -> None:
     seed = int(os.environ.get("BOUNDS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)

@@ -178,6 +178,7 @@ def test_failed_encode_leaves_previous_file_and_no_temporary(tmp_path: Path, run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg", "out.mp3", "r.yaml"]
 
 
+@pytest.mark.slow  # a signal into a real export: the fault tests' lane
 def test_ctrl_c_leaves_nothing_partial(tmp_path: Path) -> None:
     long = ROUTINE.replace("hold: 20s", "hold: 3h").replace("defaults: {rest: 8s}",
                                                              "defaults: {rest: 8s}\n")

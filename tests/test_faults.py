@@ -23,6 +23,10 @@ from helpers import decoded, run_cli
 from voicecoach import cancel
 from voicecoach.storage.cache import ClipCache
 
+#: Every test here injects a fault into real subprocesses (signals, kills, full disks, broken
+#: engines): the slow lane's work. The fast lane keeps the cheap error-path tests elsewhere.
+pytestmark = pytest.mark.slow
+
 ROUTINE = """\
 title: Fault test
 exercises:

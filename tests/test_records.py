@@ -273,9 +273,8 @@ def _limits_everywhere(history: History, routine, now: float) -> dict[str, str |
 
 
 @pytest.mark.parametrize("way", [
-    # Each plays in real time: the fast lane keeps one way, the slow lane every way.
-    pytest.param(way, marks=() if way == "stopped inside it" else pytest.mark.slow)
-    for way in sorted(BEGUN)])
+    # Each plays in real time: the slow lane's.
+    pytest.param(way, marks=pytest.mark.slow) for way in sorted(BEGUN)])
 def test_a_limited_move_begun_counts_for_its_limits_and_nothing_else(
     way: str, limited, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:

@@ -206,6 +206,7 @@ def test_two_processes_recording_at_once_lose_nothing(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM exercises_done").fetchone()[0] == 600
 
 
+@pytest.mark.slow  # SIGKILLs into real writers: a fault test
 def test_a_killed_writer_leaves_every_finished_session(tmp_path: Path) -> None:
     for delay in (0.3, 0.5, 0.7):
         proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), "k", "100000"],

@@ -29,6 +29,8 @@ MISSING = (f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; install Debian's chro
            "(scripts/test does when it can: apt-get install -y chromium)")
 if not Path(CHROMIUM).exists() and not os.environ.get(REQUIRE):
     pytest.skip(MISSING, allow_module_level=True)  # one line for the whole module
+#: A real browser against a real server: the slow lane's (seconds of start-up per module).
+pytestmark = pytest.mark.slow
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}
 

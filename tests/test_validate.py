@@ -534,6 +534,7 @@ def _heavy_param(name: str) -> object:
     return pytest.param(name, id=name, marks=marks)
 
 
+@pytest.mark.slow  # the corpus of bombs (aliases, nesting, plans): each under measured limits
 @pytest.mark.parametrize("name", [_heavy_param(n) for n in sorted(HEAVY)])
 def test_heavy_corpus_file_within_limits(name: str, baseline: Baseline) -> None:
     path = BAD / name
@@ -548,6 +549,7 @@ def test_memory_limit_is_enforced(baseline: Baseline) -> None:
     assert run.code != 0 and "MemoryError" in run.stderr
 
 
+@pytest.mark.slow
 def test_cpu_limit_is_enforced() -> None:
     """The RLIMIT_CPU guard really ends a spinning child (SIGXCPU: exit 128 + 24)."""
     run = run_measured(["-c", "while True: pass"], cpu_limit=1)
