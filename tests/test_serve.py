@@ -224,6 +224,7 @@ def test_feed_and_page_links_use_the_address_the_phone_reached(server: Server) -
         assert made["track"].startswith(f"{root}/{token}/track/"), (host, made["track"])
 
 
+@pytest.mark.slow  # a server of its own (the fast lane has the shared one and the phone's)
 def test_routines_named_in_any_letters_get_ascii_links_that_work(tmp_path: Path) -> None:
     """A routine file named in other scripts, with a title full of markup characters: the feed
     parses, every link in it and in the page's JSON is a URL (percent-encoded ASCII, as RSS
@@ -254,6 +255,7 @@ def test_routines_named_in_any_letters_get_ascii_links_that_work(tmp_path: Path)
         assert server.stop() == 130
 
 
+@pytest.mark.slow  # a server of its own (the fast lane has the shared one and the phone's)
 def test_files_whose_names_make_one_id_are_both_served(tmp_path: Path) -> None:
     """`a b.yaml` and `A&B.yaml` both make the id a-b: neither is silently hidden; the second's
     id carries a suffix from its own name, the same whatever else the folder holds."""
@@ -525,6 +527,7 @@ def test_a_limited_move_begun_on_the_phone_counts_for_its_limits_only(tmp_path: 
     assert [x["exercise"] for x in shown["left_out"]] == ["Shoulder roll"]
 
 
+@pytest.mark.slow  # a server of its own (the fast lane has the shared one and the phone's)
 def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: Path) -> None:
     """The server keeps what it read of a routine file only while the file is unchanged: an
     edit in place (even one of the same size and modification time), a broken file, a file
@@ -669,7 +672,9 @@ def test_a_server_killed_while_making_a_track_serves_no_partial_track(
         again.stop()
 
 
-@pytest.mark.parametrize("everywhere", [(), ("--host", "0.0.0.0"), ("--host", "::")])
+@pytest.mark.parametrize("everywhere", [  # a server each: the fast lane keeps the default
+    (), pytest.param(("--host", "0.0.0.0"), marks=pytest.mark.slow),
+    pytest.param(("--host", "::"), marks=pytest.mark.slow)])
 def test_the_printed_address_is_the_home_network_one_with_a_qr_code(
         tmp_path: Path, everywhere: tuple[str, ...]) -> None:
     """Listening on every address (no --host, or 0.0.0.0 or ::, which no phone can open):
@@ -731,7 +736,8 @@ def _printed(tmp_path: Path, env: dict[str, str], tty: bool) -> tuple[str, str]:
     return text, text.split("\n", 1)[0].split(": ", 1)[1]
 
 
-@pytest.mark.parametrize("encoding", ["latin-1", pytest.param("ascii", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("encoding", [pytest.param(e, marks=pytest.mark.slow)  # a server each
+                                      for e in ("latin-1", "ascii")])
 def test_a_terminal_that_cannot_draw_blocks_still_gets_a_code_or_a_word(
         tmp_path: Path, encoding: str) -> None:
     """Where the block characters cannot be printed, the QR code is not a square of '?':
