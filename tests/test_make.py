@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import random
 import sqlite3
@@ -17,12 +18,14 @@ from helpers import decoded
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.coach import today
 from voicecoach.plan import compose
-from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
+from voicecoach.coach import Purpose, Settings
+from voicecoach.plan.compose import Refusal, Request
 from voicecoach.plan.timeline import PlanOptions, build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Area, Role
 from voicecoach.routine.names import slug
+from voicecoach.routine.wording import wording
 from voicecoach.safety.history import History, SessionRecord
 from voicecoach.safety.rules import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
@@ -31,6 +34,13 @@ from voicecoach.storage.cache import ClipCache
 GEAR = ["mat", "foam roller", "chair", "bed", "tennis ball", "wall", "towel"]
 AREAS = [a.value for a in Area]
 NOON = dt.time(12)
+#: "Stretch before and after" (the articles): what may open for a crack, and what must follow
+#: the last one. Stated here, not taken from the composer, so the test says the rule itself.
+GENTLE_BEFORE = {Role.warm_up, Role.stretch, Role.mobilisation}
+STRETCH_AFTER = {Role.stretch, Role.cool_down}
+#: No exercise takes more than this share of a made session of several minutes.
+MOST_OF_ONE = 0.45
+SEVERAL = 6
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +95,9 @@ def _random_case(  # type: ignore[no-untyped-def]
         _record(history, day - back, rng.sample(names, rng.randint(1, 5)), routine, when)
     for name in rng.sample(names, rng.randint(0, 4)):
         history.rate(slug(name), rng.choice([1, -1]))
-    now = _at(day, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
+    # Mostly planned on the day itself; sometimes a day or two ahead (then from its midnight).
+    ahead = dt.timedelta(days=rng.choice([0, 0, 0, 1, 2]))
+    now = _at(day - ahead, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
     return request, history, _screening(rng.random() < 0.4), now
 
 
@@ -96,19 +108,25 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
     except Refusal as exc:
         assert exc.line().strip() and "\n" not in exc.line(), exc.line()
         assert not compose.MIN_MINUTES <= request.minutes <= compose.MAX_MINUTES or any(
-            word in exc.message for word in ("no exercise is left", "at most", "fits")), exc.line()
+            word in exc.message for word in ("no exercise is left", "at most", "fits", "mostly")
+        ), exc.line()
         return "refused"
     path = folder / "made.yaml"
     today.write(made, path)
     assert path.read_text(encoding="utf-8").startswith(compose.MODELINE)
     routine = load_routine(path)  # the real loader, from the written file
-    seconds = build_plan(routine, PlanOptions(), measure).duration
     target = request.minutes * 60
-    assert abs(seconds - target) <= 0.10 * target, (seconds, target)
+    # The promise holds on what is played as much as on what is exported.
+    for purpose in Purpose:
+        plan = build_plan(routine, Settings().plan_options(purpose), measure)
+        assert abs(plan.duration - target) <= 0.10 * target, (purpose, plan.duration, target)
+    _assert_none_dominates(plan, target)
     keys = [slug(ex.name) for ex in routine.exercises]
     assert len(keys) == len(set(keys)), keys
     ratings = history.ratings()
-    done = history.done_since(now - 2 * 86400)
+    moment = today.planned_moment(request.day, now)
+    done = history.done_since(moment - 4 * 86400)
+    _assert_limit_reasons(made.left_out, library, done, moment, moment == now, request.day)
     focus = set(request.focus) - {"whole back"}
     for ex in routine.exercises:
         entry = library[slug(ex.name)]
@@ -118,14 +136,51 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
         if ex.manipulation:
             assert not request.gentle and (request.i_understand
                                            or not screening.rules_out_manipulation)
-        _assert_limits_kept(entry.exercise, done, now, request.day)
-        _assert_scaled_sensibly(entry.exercise, ex)
+        _assert_limits_kept(entry.exercise, done, moment, request.day)
+        _assert_scaled_sensibly(entry, ex)
     roles = [ex.role for ex in routine.exercises]
-    for i, role in enumerate(roles):
-        if role is Role.self_manipulation:
-            assert any(r in BEFORE for r in roles[:i]), roles
-            assert any(r in AFTER for r in roles[i + 1:]), roles
+    cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
+    if cracks:
+        assert GENTLE_BEFORE & set(roles[:cracks[0]]), roles
+        assert cracks[-1] + 1 < len(roles) and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
     return "made"
+
+
+def _assert_none_dominates(plan, target: float) -> None:  # type: ignore[no-untyped-def]
+    if target < SEVERAL * 60 or len(plan.exercises) < 2:
+        return
+    for title, start, end in plan.chapters()[1:]:
+        assert plan.seconds(end - start) <= MOST_OF_ONE * plan.duration, (
+            title, plan.seconds(end - start), plan.duration)
+
+
+def _assert_limit_reasons(left_out, library, done, moment: float, present: bool,  # type: ignore[no-untyped-def]
+                          day: dt.date) -> None:
+    """A limited move left out is told by the limit that ends last, said for the planned day:
+    "N ago" only when planning at the clock's now, else the date and hour it was done."""
+    for name, reason in left_out:
+        limits = library[slug(name)].exercise.limits
+        if limits is None or not ("between sessions" in reason or "most advised" in reason):
+            continue
+        times = sorted(t for n, t in done if slug(n) == slug(name))
+        recent = [t for t in times if t >= moment - (limits.wait or 0)] if limits.wait else []
+        wait_end = recent[-1] + limits.wait if recent else -math.inf
+        start, end = _at(day, dt.time()), _at(day + dt.timedelta(days=1), dt.time())
+        count = sum(start <= t < end for t in times)
+        counted = limits.max_per_day and count >= limits.max_per_day
+        if counted and end >= wait_end:
+            said = {1: "once", 2: "twice"}.get(count, f"{count} times")
+            expected = f"{said} today" if present else f"{said} on {day:%A} {day.day} {day:%B}"
+            assert "most advised" in reason and expected in reason, (name, reason, expected)
+        else:
+            assert recent and "between sessions" in reason, (name, reason, times, moment)
+            last = dt.datetime.fromtimestamp(recent[-1])
+            if present and recent[-1] <= moment:
+                ago = wording("en").duration(max(60, round((moment - recent[-1]) / 60) * 60))
+                assert f"you did it {ago} ago" in reason, (name, reason, ago)
+            else:
+                assert "ago" not in reason and f"at {last:%H:%M} on {last:%A} {last.day}" in reason, (
+                    name, reason)
 
 
 def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type: ignore[no-untyped-def]
@@ -139,9 +194,15 @@ def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type
         assert sum(start <= t < start + 86400 for t in times) < source.limits.max_per_day
 
 
-def _assert_scaled_sensibly(source, made) -> None:  # type: ignore[no-untyped-def]
+def _assert_scaled_sensibly(entry, made) -> None:  # type: ignore[no-untyped-def]
+    source = entry.exercise
     if source.manipulation or source.limits:
         assert (made.hold, made.reps, made.sets) == (source.hold, source.reps, source.sets)
+    # Sets come down to half the article's count at the fewest, with the article's rest kept.
+    assert made.sets >= math.ceil(source.sets / 2), (source.name, made.sets)
+    if made.sets > 1:
+        rest = source.rest_between_sets or entry.routine.defaults.rest_between_sets
+        assert made.rest_between_sets == rest, (source.name, made.rest_between_sets, rest)
     if source.hold and made.hold:
         assert min(source.hold, 5.0) <= made.hold <= 2 * source.hold, (source.name, made.hold)
     if source.reps and made.reps:
@@ -261,6 +322,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     (["--equipment", "chair", "--gentle", "--focus", "neck", "--minutes", "30"],
      "a session lasts at most"),
     (["--date", "2025-02-30"], "--date '2025-02-30' is not a date"),
+    (["-o", "s.txt"], "s.txt: a made session is a routine file ending in .yaml (e.g. -o s.yaml)"),
+    (["-o", "/dev/null"], "a made session is a routine file ending in .yaml"),
+    (["-o", "-"], "`make` writes a routine file, not to standard output (-o -) (give -o FILE.yaml"),
+    (["--equipment", "none", "--equipment", "mat"], "--equipment none contradicts --equipment mat"),
+    (["--equipment", "mat", "--equipment", "None"], "--equipment none contradicts --equipment mat"),
 ])
 def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     run_cli, tmp_path: Path, args: list[str], says: str
@@ -268,6 +334,8 @@ def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     done = run_cli("make", *args, env=_env(tmp_path))
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    # Every refusal of make takes the one error path: `error: `, as any user mistake.
+    assert done.stderr.startswith("error: "), done.stderr
     assert not list(tmp_path.glob("session-*.yaml"))
 
 
@@ -351,9 +419,80 @@ def test_make_replaces_only_its_own_unchanged_file(run_cli, tmp_path: Path) -> N
         (tmp_path / "s.yaml").write_bytes(changed.encode("utf-8"))
         refused = run_cli(*args, env=env)
         assert refused.returncode == 2, (what, refused.stderr)
-        assert len(refused.stderr.splitlines()) == 1 and "--force" in refused.stderr, \
+        assert len(refused.stderr.splitlines()) == 1 and "--force" in refused.stderr \
+            and refused.stderr.startswith("error: "), \
             (what, refused.stderr)
         assert (tmp_path / "s.yaml").read_bytes() == changed.encode("utf-8"), what
     forced = run_cli(*args, "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert (tmp_path / "s.yaml").read_text(encoding="utf-8").startswith(made.splitlines()[0])
+
+
+# -- today's session is made after the screening --------------------------------------------
+
+def _in_terminal(args: list[str], data: Path, cwd: Path, timeout: float) -> tuple[int, str, str]:
+    """`voicecoach ARGS` with stdin and stderr on a terminal (so the first-session questions are
+    asked), answering yes to the first question only; returns (code, stdout, screen)."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "voicecoach", *args], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=slave, cwd=cwd, start_new_session=True,
+                            env={**os.environ, "TERM": "dumb", "VOICECOACH_DATA_DIR": str(data)})
+    os.close(slave)
+    screen, answered = bytearray(), 0
+    end = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    screen.extend(os.read(master, 65536))
+                except OSError:
+                    break
+            # One answer per question, each once its prompt is on the screen.
+            while answered < len(QUESTIONS) and screen.count(b"[y/N]") > answered:
+                os.write(master, b"y\n" if answered == 0 else b"n\n")
+                answered += 1
+        out = proc.communicate(timeout=max(1.0, end - time.monotonic()))[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert answered == len(QUESTIONS), screen.decode("utf-8", "replace")
+    return proc.returncode, out.decode("utf-8", "replace"), screen.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("command", [
+    ["show", "today", "--json"],
+    ["show", "today", "--for", "play", "--json"],
+    pytest.param(["export", "today", "-o", "today.mp3", "--quiet"], marks=pytest.mark.slow),
+    pytest.param(["play", "today", "--audio", "none"], marks=pytest.mark.slow),
+], ids=["show", "show-for-play", "export", "play"])
+def test_the_first_today_asks_before_it_makes_the_session(tmp_path: Path, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A fresh data dir, on a terminal: the screening answers (which rule out cracking) shape
+    today's session, which keeps its minutes; nothing is made first and cut afterwards."""
+    data = tmp_path / "data"
+    minutes = 10.0
+    if command[0] in ("export", "play"):  # shorter, from a stored make (which asks nothing)
+        minutes = 3.0 if command[0] == "export" else 2.0
+        data.mkdir()
+        (data / today.SETTINGS_FILE).write_text(json.dumps(
+            Request(minutes, dt.date.today()).as_json()), encoding="utf-8")
+    code, out, screen = _in_terminal(command, data, tmp_path, timeout=400)
+    assert code == 0, screen
+    assert "because of your safety answers" not in screen and "is left out" not in screen, screen
+    made = load_routine(data / today.SESSION_FILE)
+    assert not any(ex.manipulation for ex in made.exercises), [e.name for e in made.exercises]
+    target = minutes * 60
+    if command[0] == "show":
+        shown = json.loads(out)
+        assert shown["left_out"] == [] and abs(shown["duration"] - target) <= 0.1 * target, shown
+    elif command[0] == "export":
+        seconds = len(decoded(tmp_path / "today.mp3")) / SAMPLE_RATE
+        assert abs(seconds - target) <= 0.1 * target, seconds
+    else:
+        assert "Done:" in screen, screen

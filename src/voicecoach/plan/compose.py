@@ -32,6 +32,9 @@ ACCEPT = 0.08
 #: sets come down first (never below half the article's count), else another is chosen.
 MAX_SHARE = 0.35
 SEVERAL_MINUTES = 6
+#: ... and once fitted (holds scaled, sets added) none may be more than this share of it: a
+#: session that would be is refused, not made.
+MOST_OF_ONE = 0.45
 #: "Do not crack your back often": at most this many self-manipulation moves in one session.
 MAX_MANIPULATION = 2
 #: Holds and reps scale within these factors of the article's values, so each stays sensible.
@@ -170,6 +173,11 @@ def check_request(request: Request, library: Sequence[Entry]) -> Request:
     gear = sorted({g for e in library for g in e.equipment | set(e.routine.equipment)})
     equipment = tuple(dict.fromkeys(_known(g, gear, "equipment", ("none",))
                                     for g in request.equipment))
+    if "none" in equipment and len(equipment) > 1:
+        others = " ".join(f"--equipment {g}" for g in equipment if g != "none")
+        raise Refusal(f"--equipment none contradicts {others}",
+                      fix="give --equipment none alone for a session without equipment, or "
+                      "leave it out")
     equipment = tuple(g for g in equipment if g != "none")
     return Request(request.minutes, request.day, tuple(sorted(focus)), tuple(sorted(equipment)),
                    request.gentle, request.i_understand)
@@ -335,6 +343,15 @@ class _Timer:
         return max(abs(build_plan(routine, dataclasses.replace(self.options, lead_in=lead),
                                   self.measure).duration - target) for lead in self.lead_ins)
 
+    def dominant(self, chosen: Sequence[Entry], fit: Fit, target: float) -> str | None:
+        """The exercise that would take more than MOST_OF_ONE of a session of several minutes."""
+        if target < SEVERAL_MINUTES * 60 or len(chosen) < 2:
+            return None
+        _, routine = self.routine(chosen, fit)
+        plan = build_plan(routine, self.options, self.measure)
+        return next((title for title, start, end in plan.chapters()[1:]
+                     if plan.seconds(end - start) > MOST_OF_ONE * plan.duration), None)
+
     def length(self, e: Entry, sets: int) -> float:
         """How long `e` takes, alone in a session, with `sets` sets."""
         saved = self.sets.get(e.key)
@@ -424,6 +441,12 @@ def compose(
                           "--equipment or widen --focus for more exercises")
         raise Refusal(f"no eligible exercise fits in {request.minutes:g} minutes",
                       fix="ask for more minutes")
+    one = timer.dominant(chosen, fit, target)
+    if one is not None:
+        raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a {request.minutes:g}-"
+                      f"minute session would be mostly {one}",
+                      fix="ask for fewer minutes, or add --equipment or widen --focus for more "
+                      "exercises")
     data, routine = timer.routine(chosen, fit)
     plan = build_plan(routine, options, measure)
     return Composition(routine, routine_text(data, request), plan, tuple(left_out),
@@ -444,7 +467,8 @@ def _choose(ordered: Sequence[tuple[int, Entry]], timer: _Timer, target: float
         fit = _fit(chosen, timer, target)
         seconds = timer.seconds(chosen, fit)
         modest = tier > 0 or (fit.extra == 0 and fit.scale <= MODEST)
-        if modest and timer.worst(chosen, fit, target) <= ACCEPT * target:
+        if (modest and timer.worst(chosen, fit, target) <= ACCEPT * target
+                and timer.dominant(chosen, fit, target) is None):
             break
     return chosen, fit, seconds
 
