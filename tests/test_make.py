@@ -308,6 +308,31 @@ def test_limits_are_judged_on_the_planned_day_across_routines(tmp_path: Path, me
     assert any(name == "Standing spine rotation" and "twice" in why for name, why in made.left_out)
 
 
+@pytest.mark.parametrize(("done_at", "now", "says"), [
+    # Twice today, the last 8 minutes ago: the hour's wait ends first, the daily count at
+    # midnight, so the count is the reason.
+    ([dt.time(7), dt.time(9, 52)], dt.time(10), "you have done it twice today, the most advised"),
+    # Once, 8 minutes ago: only the wait.
+    ([dt.time(9, 52)], dt.time(10), "you did it 8 minutes ago, and it needs 1 hour between"),
+    # Planned a day ahead (from its midnight) with the move in history at 09:00 that day.
+    ([dt.time(9)], None, "you did it at 09:00 on Friday 8 August 2025"[:-5]),
+    ([dt.time(9), dt.time(11)], None, "you did it twice on Friday 8 August, the most advised"),
+], ids=["count-binds", "wait-binds", "ahead-wait", "ahead-count"])
+def test_a_left_out_move_is_told_by_the_limit_that_ends_last(  # type: ignore[no-untyped-def]
+    tmp_path: Path, measure, done_at: list[dt.time], now: dt.time | None, says: str
+) -> None:
+    history = History(tmp_path)
+    day = dt.date(2025, 8, 8)
+    for at in done_at:
+        _record(history, day, ["Standing spine rotation"], "crack-your-back-alone", at)
+    clock = _at(day, now) if now else _at(day - dt.timedelta(days=1), dt.time(20))
+    made = today.make(Request(10, day, equipment=("none",)), measure, history=history,
+                      screening=Screening(), now=clock)
+    reason = dict(made.left_out)["Standing spine rotation"]
+    assert reason.startswith(says), reason
+    assert ("ago" in reason) == (now is not None and len(done_at) == 1), reason
+
+
 # -- the commands ----------------------------------------------------------------------------
 
 def _env(tmp_path: Path) -> dict[str, str]:
