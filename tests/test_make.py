@@ -146,6 +146,31 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
     return "made"
 
 
+@pytest.mark.parametrize("request_", [
+    Request(5, dt.date(2026, 12, 1)),  # a crack followed only by a warm-up
+    Request(25, dt.date(2026, 12, 1), focus=("hips",)),  # 89.95% on the play timeline
+    Request(10, dt.date(2026, 12, 1), equipment=("chair", "mat")),  # one exercise 6:29 of 9:58
+], ids=["crack-then-warm-up", "hips-25", "mat-and-chair"])
+def test_the_audits_requests(request_: Request, tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
+    """The audit's examples on a fresh history: refused with a reason, or made keeping the
+    rules the property test states."""
+    try:
+        made = today.make(request_, measure, history=History(tmp_path), screening=Screening(),
+                          now=_at(request_.day))
+    except Refusal as exc:
+        assert "at most" in exc.message or "mostly" in exc.message, exc.line()
+        return
+    target = request_.minutes * 60
+    for purpose in Purpose:
+        plan = build_plan(made.routine, Settings().plan_options(purpose), measure)
+        assert abs(plan.duration - target) <= 0.10 * target, (purpose, plan.duration)
+    _assert_none_dominates(plan, target)
+    roles = [ex.role for ex in made.routine.exercises]
+    cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
+    if cracks:
+        assert roles[cracks[-1] + 1:][:1] and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
+
+
 def _assert_none_dominates(plan, target: float) -> None:  # type: ignore[no-untyped-def]
     if target < SEVERAL * 60 or len(plan.exercises) < 2:
         return
