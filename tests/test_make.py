@@ -16,11 +16,10 @@ import pytest
 
 from helpers import decoded
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.coach import today
+from voicecoach.coach import Purpose, Settings, today
 from voicecoach.plan import compose
-from voicecoach.coach import Purpose, Settings
 from voicecoach.plan.compose import Refusal, Request
-from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Area, Role
@@ -204,8 +203,8 @@ def _assert_limit_reasons(left_out, library, done, moment: float, present: bool,
                 ago = wording("en").duration(max(60, round((moment - recent[-1]) / 60) * 60))
                 assert f"you did it {ago} ago" in reason, (name, reason, ago)
             else:
-                assert "ago" not in reason and f"at {last:%H:%M} on {last:%A} {last.day}" in reason, (
-                    name, reason)
+                said = f"at {last:%H:%M} on {last:%A} {last.day}"
+                assert "ago" not in reason and said in reason, (name, reason)
 
 
 def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type: ignore[no-untyped-def]
@@ -522,7 +521,9 @@ def _in_terminal(args: list[str], data: Path, cwd: Path, timeout: float) -> tupl
     pytest.param(["export", "today", "-o", "today.mp3", "--quiet"], marks=pytest.mark.slow),
     pytest.param(["play", "today", "--audio", "none"], marks=pytest.mark.slow),
 ], ids=["show", "show-for-play", "export", "play"])
-def test_the_first_today_asks_before_it_makes_the_session(tmp_path: Path, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_today_asks_before_it_makes_the_session(
+    tmp_path: Path, command: list[str]
+) -> None:
     """A fresh data dir, on a terminal: the screening answers (which rule out cracking) shape
     today's session, which keeps its minutes; nothing is made first and cut afterwards."""
     data = tmp_path / "data"

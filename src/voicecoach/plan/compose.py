@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import difflib
 import hashlib
-import dataclasses
 import math
 import random
 from collections.abc import Mapping, Sequence
