@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import random
 import sqlite3
@@ -15,14 +16,15 @@ import pytest
 
 from helpers import decoded
 from voicecoach.audio.pcm import SAMPLE_RATE
-from voicecoach.coach import today
+from voicecoach.coach import Purpose, Settings, today
 from voicecoach.plan import compose
-from voicecoach.plan.compose import AFTER, BEFORE, Refusal, Request
-from voicecoach.plan.timeline import PlanOptions, build_plan
+from voicecoach.plan.compose import Refusal, Request
+from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.library import bundled
 from voicecoach.routine.loader import load_routine
 from voicecoach.routine.model import Area, Role
 from voicecoach.routine.names import slug
+from voicecoach.routine.wording import wording
 from voicecoach.safety.history import History, SessionRecord
 from voicecoach.safety.rules import QUESTIONS, Screening
 from voicecoach.speech import VoiceSettings, get_engine
@@ -31,6 +33,13 @@ from voicecoach.storage.cache import ClipCache
 GEAR = ["mat", "foam roller", "chair", "bed", "tennis ball", "wall", "towel"]
 AREAS = [a.value for a in Area]
 NOON = dt.time(12)
+#: "Stretch before and after" (the articles): what may open for a crack, and what must follow
+#: the last one. Stated here, not taken from the composer, so the test says the rule itself.
+GENTLE_BEFORE = {Role.warm_up, Role.stretch, Role.mobilisation}
+STRETCH_AFTER = {Role.stretch, Role.cool_down}
+#: No exercise takes more than this share of a made session of several minutes.
+MOST_OF_ONE = 0.45
+SEVERAL = 6
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +94,9 @@ def _random_case(  # type: ignore[no-untyped-def]
         _record(history, day - back, rng.sample(names, rng.randint(1, 5)), routine, when)
     for name in rng.sample(names, rng.randint(0, 4)):
         history.rate(slug(name), rng.choice([1, -1]))
-    now = _at(day, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
+    # Mostly planned on the day itself; sometimes a day or two ahead (then from its midnight).
+    ahead = dt.timedelta(days=rng.choice([0, 0, 0, 1, 2]))
+    now = _at(day - ahead, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
     return request, history, _screening(rng.random() < 0.4), now
 
 
@@ -96,19 +107,25 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
     except Refusal as exc:
         assert exc.line().strip() and "\n" not in exc.line(), exc.line()
         assert not compose.MIN_MINUTES <= request.minutes <= compose.MAX_MINUTES or any(
-            word in exc.message for word in ("no exercise is left", "at most", "fits")), exc.line()
+            word in exc.message for word in ("no exercise is left", "at most", "fits", "mostly")
+        ), exc.line()
         return "refused"
     path = folder / "made.yaml"
     today.write(made, path)
     assert path.read_text(encoding="utf-8").startswith(compose.MODELINE)
     routine = load_routine(path)  # the real loader, from the written file
-    seconds = build_plan(routine, PlanOptions(), measure).duration
     target = request.minutes * 60
-    assert abs(seconds - target) <= 0.10 * target, (seconds, target)
+    # The promise holds on what is played as much as on what is exported.
+    for purpose in Purpose:
+        plan = build_plan(routine, Settings().plan_options(purpose), measure)
+        assert abs(plan.duration - target) <= 0.10 * target, (purpose, plan.duration, target)
+    _assert_none_dominates(plan, target)
     keys = [slug(ex.name) for ex in routine.exercises]
     assert len(keys) == len(set(keys)), keys
     ratings = history.ratings()
-    done = history.done_since(now - 2 * 86400)
+    moment = today.planned_moment(request.day, now)
+    done = history.done_since(moment - 4 * 86400)
+    _assert_limit_reasons(made.left_out, library, done, moment, moment == now, request.day)
     focus = set(request.focus) - {"whole back"}
     for ex in routine.exercises:
         entry = library[slug(ex.name)]
@@ -118,14 +135,76 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
         if ex.manipulation:
             assert not request.gentle and (request.i_understand
                                            or not screening.rules_out_manipulation)
-        _assert_limits_kept(entry.exercise, done, now, request.day)
-        _assert_scaled_sensibly(entry.exercise, ex)
+        _assert_limits_kept(entry.exercise, done, moment, request.day)
+        _assert_scaled_sensibly(entry, ex)
     roles = [ex.role for ex in routine.exercises]
-    for i, role in enumerate(roles):
-        if role is Role.self_manipulation:
-            assert any(r in BEFORE for r in roles[:i]), roles
-            assert any(r in AFTER for r in roles[i + 1:]), roles
+    cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
+    if cracks:
+        assert GENTLE_BEFORE & set(roles[:cracks[0]]), roles
+        assert cracks[-1] + 1 < len(roles) and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
     return "made"
+
+
+@pytest.mark.parametrize("request_", [
+    Request(5, dt.date(2026, 12, 1)),  # a crack followed only by a warm-up
+    Request(25, dt.date(2026, 12, 1), focus=("hips",)),  # 89.95% on the play timeline
+    Request(10, dt.date(2026, 12, 1), equipment=("chair", "mat")),  # one exercise 6:29 of 9:58
+], ids=["crack-then-warm-up", "hips-25", "mat-and-chair"])
+def test_the_audits_requests(request_: Request, tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
+    """The audit's examples on a fresh history: refused with a reason, or made keeping the
+    rules the property test states."""
+    try:
+        made = today.make(request_, measure, history=History(tmp_path), screening=Screening(),
+                          now=_at(request_.day))
+    except Refusal as exc:
+        assert "at most" in exc.message or "mostly" in exc.message, exc.line()
+        return
+    target = request_.minutes * 60
+    for purpose in Purpose:
+        plan = build_plan(made.routine, Settings().plan_options(purpose), measure)
+        assert abs(plan.duration - target) <= 0.10 * target, (purpose, plan.duration)
+    _assert_none_dominates(plan, target)
+    roles = [ex.role for ex in made.routine.exercises]
+    cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
+    if cracks:
+        assert roles[cracks[-1] + 1:][:1] and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
+
+
+def _assert_none_dominates(plan, target: float) -> None:  # type: ignore[no-untyped-def]
+    if target < SEVERAL * 60 or len(plan.exercises) < 2:
+        return
+    for title, start, end in plan.chapters()[1:]:
+        assert plan.seconds(end - start) <= MOST_OF_ONE * plan.duration, (
+            title, plan.seconds(end - start), plan.duration)
+
+
+def _assert_limit_reasons(left_out, library, done, moment: float, present: bool,  # type: ignore[no-untyped-def]
+                          day: dt.date) -> None:
+    """A limited move left out is told by the limit that ends last, said for the planned day:
+    "N ago" only when planning at the clock's now, else the date and hour it was done."""
+    for name, reason in left_out:
+        limits = library[slug(name)].exercise.limits
+        if limits is None or not ("between sessions" in reason or "most advised" in reason):
+            continue
+        times = sorted(t for n, t in done if slug(n) == slug(name))
+        recent = [t for t in times if t >= moment - (limits.wait or 0)] if limits.wait else []
+        wait_end = recent[-1] + limits.wait if recent else -math.inf
+        start, end = _at(day, dt.time()), _at(day + dt.timedelta(days=1), dt.time())
+        count = sum(start <= t < end for t in times)
+        counted = limits.max_per_day and count >= limits.max_per_day
+        if counted and end >= wait_end:
+            said = {1: "once", 2: "twice"}.get(count, f"{count} times")
+            expected = f"{said} today" if present else f"{said} on {day:%A} {day.day} {day:%B}"
+            assert "most advised" in reason and expected in reason, (name, reason, expected)
+        else:
+            assert recent and "between sessions" in reason, (name, reason, times, moment)
+            last = dt.datetime.fromtimestamp(recent[-1])
+            if present and recent[-1] <= moment:
+                ago = wording("en").duration(max(60, round((moment - recent[-1]) / 60) * 60))
+                assert f"you did it {ago} ago" in reason, (name, reason, ago)
+            else:
+                said = f"at {last:%H:%M} on {last:%A} {last.day}"
+                assert "ago" not in reason and said in reason, (name, reason)
 
 
 def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type: ignore[no-untyped-def]
@@ -139,9 +218,15 @@ def _assert_limits_kept(source, done, now: float, day: dt.date) -> None:  # type
         assert sum(start <= t < start + 86400 for t in times) < source.limits.max_per_day
 
 
-def _assert_scaled_sensibly(source, made) -> None:  # type: ignore[no-untyped-def]
+def _assert_scaled_sensibly(entry, made) -> None:  # type: ignore[no-untyped-def]
+    source = entry.exercise
     if source.manipulation or source.limits:
         assert (made.hold, made.reps, made.sets) == (source.hold, source.reps, source.sets)
+    # Sets come down to half the article's count at the fewest, with the article's rest kept.
+    assert made.sets >= math.ceil(source.sets / 2), (source.name, made.sets)
+    if made.sets > 1:
+        rest = source.rest_between_sets or entry.routine.defaults.rest_between_sets
+        assert made.rest_between_sets == rest, (source.name, made.rest_between_sets, rest)
     if source.hold and made.hold:
         assert min(source.hold, 5.0) <= made.hold <= 2 * source.hold, (source.name, made.hold)
     if source.reps and made.reps:
@@ -218,21 +303,26 @@ def test_same_inputs_same_session_another_day_another(tmp_path: Path, measure) -
 def test_down_is_never_chosen_and_up_is_favoured(tmp_path: Path, measure, library) -> None:  # type: ignore[no-untyped-def]
     days = [dt.date(2025, 7, 1) + dt.timedelta(days=i) for i in range(8)]
 
-    def count(history: History, name: str) -> int:
-        return sum(name in [e.name for e in today.make(Request(6, d), measure, history=history,
-                                                       screening=Screening(),
-                                                       now=_at(d)).routine.exercises]
-                   for d in days)
+    def chosen(history: History) -> list[list[str]]:
+        return [[e.name for e in today.make(Request(6, d), measure, history=history,
+                                           screening=Screening(), now=_at(d)).routine.exercises]
+                for d in days]
 
-    plain = History(tmp_path / "plain")
-    neutral = {name: count(plain, name) for name in ("Neck tilts", "Knees to chest")}
+    def count(sessions: list[list[str]], name: str) -> int:
+        return sum(name in names for names in sessions)
+
+    plain = chosen(History(tmp_path / "plain"))
+    # The move rated down is one the plain sessions choose most, so its absence is the rating's.
+    down = max(sorted({n for names in plain for n in names}), key=lambda n: count(plain, n))
+    assert count(plain, "Neck tilts") < len(days), plain
     rated = History(tmp_path / "rated")
     today.rate("neck tilts", "up", rated)
-    today.rate("Knees to chest", "down", rated)
-    assert count(rated, "Knees to chest") == 0 < neutral["Knees to chest"]
-    assert count(rated, "Neck tilts") > neutral["Neck tilts"]
-    today.rate("knees-to-chest", "clear", rated)
-    assert slug("Knees to chest") not in rated.ratings()
+    today.rate(down.lower(), "down", rated)
+    favoured = chosen(rated)
+    assert count(favoured, down) == 0 < count(plain, down)
+    assert count(favoured, "Neck tilts") > count(plain, "Neck tilts")
+    today.rate(slug(down), "clear", rated)
+    assert slug(down) not in rated.ratings()
 
 
 def test_limits_are_judged_on_the_planned_day_across_routines(tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
@@ -245,6 +335,31 @@ def test_limits_are_judged_on_the_planned_day_across_routines(tmp_path: Path, me
                       screening=Screening(), now=_at(day, dt.time(18)))
     assert "Standing spine rotation" not in [e.name for e in made.routine.exercises]
     assert any(name == "Standing spine rotation" and "twice" in why for name, why in made.left_out)
+
+
+@pytest.mark.parametrize(("done_at", "now", "says"), [
+    # Twice today, the last 8 minutes ago: the hour's wait ends first, the daily count at
+    # midnight, so the count is the reason.
+    ([dt.time(7), dt.time(9, 52)], dt.time(10), "you have done it twice today, the most advised"),
+    # Once, 8 minutes ago: only the wait.
+    ([dt.time(9, 52)], dt.time(10), "you did it 8 minutes ago, and it needs 1 hour between"),
+    # Planned a day ahead (from its midnight) with the move in history at 09:00 that day.
+    ([dt.time(9)], None, "you did it at 09:00 on Friday 8 August 2025"[:-5]),
+    ([dt.time(9), dt.time(11)], None, "you did it twice on Friday 8 August, the most advised"),
+], ids=["count-binds", "wait-binds", "ahead-wait", "ahead-count"])
+def test_a_left_out_move_is_told_by_the_limit_that_ends_last(  # type: ignore[no-untyped-def]
+    tmp_path: Path, measure, done_at: list[dt.time], now: dt.time | None, says: str
+) -> None:
+    history = History(tmp_path)
+    day = dt.date(2025, 8, 8)
+    for at in done_at:
+        _record(history, day, ["Standing spine rotation"], "crack-your-back-alone", at)
+    clock = _at(day, now) if now else _at(day - dt.timedelta(days=1), dt.time(20))
+    made = today.make(Request(10, day, equipment=("none",)), measure, history=history,
+                      screening=Screening(), now=clock)
+    reason = dict(made.left_out)["Standing spine rotation"]
+    assert reason.startswith(says), reason
+    assert ("ago" in reason) == (now is not None and len(done_at) == 1), reason
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -261,6 +376,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     (["--equipment", "chair", "--gentle", "--focus", "neck", "--minutes", "30"],
      "a session lasts at most"),
     (["--date", "2025-02-30"], "--date '2025-02-30' is not a date"),
+    (["-o", "s.txt"], "s.txt: a made session is a routine file ending in .yaml (e.g. -o s.yaml)"),
+    (["-o", "/dev/null"], "a made session is a routine file ending in .yaml"),
+    (["-o", "-"], "`make` writes a routine file, not to standard output (-o -) (give -o FILE.yaml"),
+    (["--equipment", "none", "--equipment", "mat"], "--equipment none contradicts --equipment mat"),
+    (["--equipment", "mat", "--equipment", "None"], "--equipment none contradicts --equipment mat"),
 ])
 def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     run_cli, tmp_path: Path, args: list[str], says: str
@@ -268,6 +388,8 @@ def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     done = run_cli("make", *args, env=_env(tmp_path))
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    # Every refusal of make takes the one error path: `error: `, as any user mistake.
+    assert done.stderr.startswith("error: "), done.stderr
     assert not list(tmp_path.glob("session-*.yaml"))
 
 
@@ -351,9 +473,82 @@ def test_make_replaces_only_its_own_unchanged_file(run_cli, tmp_path: Path) -> N
         (tmp_path / "s.yaml").write_bytes(changed.encode("utf-8"))
         refused = run_cli(*args, env=env)
         assert refused.returncode == 2, (what, refused.stderr)
-        assert len(refused.stderr.splitlines()) == 1 and "--force" in refused.stderr, \
+        assert len(refused.stderr.splitlines()) == 1 and "--force" in refused.stderr \
+            and refused.stderr.startswith("error: "), \
             (what, refused.stderr)
         assert (tmp_path / "s.yaml").read_bytes() == changed.encode("utf-8"), what
     forced = run_cli(*args, "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert (tmp_path / "s.yaml").read_text(encoding="utf-8").startswith(made.splitlines()[0])
+
+
+# -- today's session is made after the screening --------------------------------------------
+
+def _in_terminal(args: list[str], data: Path, cwd: Path, timeout: float) -> tuple[int, str, str]:
+    """`voicecoach ARGS` with stdin and stderr on a terminal (so the first-session questions are
+    asked), answering yes to the first question only; returns (code, stdout, screen)."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "voicecoach", *args], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=slave, cwd=cwd, start_new_session=True,
+                            env={**os.environ, "TERM": "dumb", "VOICECOACH_DATA_DIR": str(data)})
+    os.close(slave)
+    screen, answered = bytearray(), 0
+    end = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    screen.extend(os.read(master, 65536))
+                except OSError:
+                    break
+            # One answer per question, each once its prompt is on the screen.
+            while answered < len(QUESTIONS) and screen.count(b"[y/N]") > answered:
+                os.write(master, b"y\n" if answered == 0 else b"n\n")
+                answered += 1
+        out = proc.communicate(timeout=max(1.0, end - time.monotonic()))[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert answered == len(QUESTIONS), screen.decode("utf-8", "replace")
+    return proc.returncode, out.decode("utf-8", "replace"), screen.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("command", [
+    ["show", "today", "--json"],
+    ["show", "today", "--for", "play", "--json"],
+    pytest.param(["export", "today", "-o", "today.mp3", "--quiet"], marks=pytest.mark.slow),
+    pytest.param(["play", "today", "--audio", "none"], marks=pytest.mark.slow),
+], ids=["show", "show-for-play", "export", "play"])
+def test_the_first_today_asks_before_it_makes_the_session(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A fresh data dir, on a terminal: the screening answers (which rule out cracking) shape
+    today's session, which keeps its minutes; nothing is made first and cut afterwards."""
+    data = tmp_path / "data"
+    minutes = 10.0
+    if command[0] in ("export", "play"):  # shorter, from a stored make (which asks nothing)
+        minutes = 3.0 if command[0] == "export" else 2.0
+        data.mkdir()
+        (data / today.SETTINGS_FILE).write_text(json.dumps(
+            Request(minutes, dt.date.today()).as_json()), encoding="utf-8")
+    code, out, screen = _in_terminal(command, data, tmp_path, timeout=400)
+    assert code == 0, screen
+    assert "because of your safety answers" not in screen and "is left out" not in screen, screen
+    made = load_routine(data / today.SESSION_FILE)
+    assert not any(ex.manipulation for ex in made.exercises), [e.name for e in made.exercises]
+    target = minutes * 60
+    if command[0] == "show":
+        shown = json.loads(out)
+        assert shown["left_out"] == [] and abs(shown["duration"] - target) <= 0.1 * target, shown
+    elif command[0] == "export":
+        seconds = len(decoded(tmp_path / "today.mp3")) / SAMPLE_RATE
+        assert abs(seconds - target) <= 0.1 * target, seconds
+    else:
+        assert "Done:" in screen, screen

@@ -7,6 +7,8 @@ class VoicecoachError(Exception):
     """Base class: carries one line for the user and the exit code."""
 
     exit_code = 1
+    #: The line starts with FILE:LINE:COL (the place is the prefix); any other gets `error: `.
+    located = False
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         super().__init__(message)
@@ -27,6 +29,8 @@ class UserError(VoicecoachError):
 class RoutineError(UserError):
     """A problem in a routine file, located at PATH:LINE:COL."""
 
+    located = True
+
     def __init__(
         self, path: str, line: int, col: int, message: str, *, fix: str | None = None
     ) -> None:
@@ -41,6 +45,8 @@ class RoutineError(UserError):
 
 class RoutineErrors(UserError):
     """Several problems found in one routine file (validate reports each of them)."""
+
+    located = True
 
     def __init__(self, errors: list[RoutineError]) -> None:
         super().__init__(errors[0].message)

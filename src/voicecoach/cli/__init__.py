@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         if cancel.requested():  # a fault that a signal caused (a cut utterance): it was a stop
             _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
-        _fail(exc.line(), exc.exit_code)
+        _fail(exc.line(), exc.exit_code, located=exc.located)
     except (typer.Abort, KeyboardInterrupt):
         _fail("stopped", 130)
     except BrokenPipeError:
@@ -138,11 +138,13 @@ def _exit_now(code: int) -> None:
     cancel.leave(code)
 
 
-def _fail(line: str, code: int) -> None:
+def _fail(line: str, code: int, *, located: bool = False) -> None:
+    # Only a line that starts with its FILE:LINE:COL goes without `error: `: the error says so,
+    # as a path at the start of a message ("s.txt: ...") is no location.
     # The terminal may be gone (SIGHUP): a line that cannot be written is not a second failure.
     with contextlib.suppress(OSError, ValueError):
-        print(line if line.startswith(("error", "internal", "stopped"))
-              or ":" in line.split(" ")[0] else f"error: {line}", file=sys.stderr)
+        print(line if located or line.startswith(("error", "internal", "stopped"))
+              else f"error: {line}", file=sys.stderr)
     _exit(code)
 
 

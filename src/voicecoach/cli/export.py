@@ -97,7 +97,7 @@ def export(
     coach.speech(chosen)
     chosen.export_options()
     sources = (
-        [(coach.resolve(routine, chosen), output)]
+        [(coach.resolve(routine, chosen, screening_prompt=ask_screening, notify=tell), output)]
         if routine is not None
         else [(path, None) for path in coach.bundled()]
     )

@@ -97,7 +97,7 @@ def play(
                       chimes=chimes, ticks=ticks, music=music, duck=duck, loudness=loudness)
     chosen.sound()
     coach.speech(chosen)
-    source = coach.resolve(routine, chosen)
+    source = coach.resolve(routine, chosen, screening_prompt=ask_screening, notify=tell)
     if events is not None:  # the events file must not replace the routine or the music
         coach.check_outputs([("routine file", source), ("music file", music)],
                             [("events file", events, ".jsonl")])

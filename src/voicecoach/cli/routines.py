@@ -99,7 +99,7 @@ def show(
                       skip=skip, pace=pace, detail=detail, lead_in=lead_in, chimes=chimes,
                       ticks=ticks)
     coach.speech(chosen)
-    loaded = coach.load(routine, chosen, notify=tell)
+    loaded = coach.load(routine, chosen, notify=tell, screening_prompt=ask_screening)
     purpose = coach.Purpose.PLAY if for_ is Session.play else coach.Purpose.EXPORT
     decision = coach.decide(loaded, chosen, purpose, screening_prompt=ask_screening,
                             notify=tell, force=force, i_understand=i_understand)

@@ -224,28 +224,34 @@ def _ignore(_: Notice) -> None:
 TODAY = "today"
 
 
-def resolve(spec: str, settings: Settings | None = None) -> Path:
+def resolve(spec: str, settings: Settings | None = None, *,
+            screening_prompt: ScreeningPrompt | None = None, notify: Notify = _ignore) -> Path:
     """A routine argument's file: a bundled id, a path, or `today` (made from the library with
-    the settings of the last `make`, timed with the voice the session will speak in)."""
+    the settings of the last `make`, timed with the voice the session will speak in). Today's
+    session is made once the screening is known: unanswered questions are asked first, so the
+    answers shape it instead of cutting it afterwards."""
     from voicecoach.routine import library
 
     if spec == TODAY and not Path(spec).exists():
         from voicecoach.coach import today
 
+        screened(screening_prompt, notify)
         _, path = today.today_session(today.speech_measure(*speech(settings or Settings())))
         return path
     return library.resolve(spec)
 
 
 def load(
-    source: str | Path, settings: Settings | None = None, *, notify: Notify = _ignore
+    source: str | Path, settings: Settings | None = None, *, notify: Notify = _ignore,
+    screening_prompt: ScreeningPrompt | None = None,
 ) -> Routine:
     """A routine by id, path or `today`; what its file probably did not mean is told as
     `lint` notices (`voicecoach validate --strict` makes them mistakes)."""
     from voicecoach.routine.lint import lint
     from voicecoach.routine.loader import load_routine
 
-    path = source if isinstance(source, Path) else resolve(source, settings)
+    path = source if isinstance(source, Path) else resolve(
+        source, settings, screening_prompt=screening_prompt, notify=notify)
     routine = load_routine(path)
     for warning in lint(path, routine):
         notify(Notice("lint", warning.line()))
@@ -330,28 +336,14 @@ def decide(
     holds. Raises UserError when nothing of it may be done."""
     from voicecoach.plan.timeline import select_exercises
     from voicecoach.safety.history import History
-    from voicecoach.safety.rules import (
-        LIMIT_CODES,
-        QUESTIONS,
-        assess,
-        load_screening,
-        save_screening,
-    )
+    from voicecoach.safety.rules import LIMIT_CODES, assess
 
     options = settings.plan_options(purpose)
-    screening = load_screening()
-    if not screening.answered:
-        answers = screening_prompt(QUESTIONS) if screening_prompt is not None else None
-        if answers is not None:
-            screening = save_screening(answers)
-            if screening.rules_out_manipulation:
-                notify(Notice("screening-rules-out", "Self-manipulation (cracking) moves will be "
-                              "left out; see a doctor or physiotherapist first. Change answers "
-                              "with `voicecoach safety`."))
-        elif routine.manipulation:
-            notify(Notice("screening-unanswered", f"note: {routine.id} has self-manipulation "
-                          "moves and you have not answered the safety questions yet "
-                          "(`voicecoach safety`)"))
+    screening = screened(screening_prompt, notify)
+    if not screening.answered and routine.manipulation:
+        notify(Notice("screening-unanswered", f"note: {routine.id} has self-manipulation "
+                      "moves and you have not answered the safety questions yet "
+                      "(`voicecoach safety`)"))
     verdict = assess(
         routine, history=History(), screening=screening, apply_limits=purpose.live, force=force,
         i_understand=i_understand, detail=settings.detail,
@@ -365,6 +357,25 @@ def decide(
                           f"{left.reason} (add --force to include it)", left.exercise))
     options = dataclasses.replace(options, left_out=verdict.left_out, detail=verdict.detail)
     return Decision(routine, purpose, options, verdict)
+
+
+def screened(screening_prompt: ScreeningPrompt | None, notify: Notify = _ignore) -> Screening:
+    """The stored screening answers; when there are none, the questions asked now (if someone
+    can answer) and the answers kept."""
+    from voicecoach.safety.rules import QUESTIONS, load_screening, save_screening
+
+    screening = load_screening()
+    if screening.answered or screening_prompt is None:
+        return screening
+    answers = screening_prompt(QUESTIONS)
+    if answers is None:
+        return screening
+    screening = save_screening(answers)
+    if screening.rules_out_manipulation:
+        notify(Notice("screening-rules-out", "Self-manipulation (cracking) moves will be "
+                      "left out; see a doctor or physiotherapist first. Change answers "
+                      "with `voicecoach safety`."))
+    return screening
 
 
 # -- prepare ---------------------------------------------------------------------------------------
@@ -785,6 +796,10 @@ def make(request: Request, dest: Path | None = None,
     from voicecoach.coach import today
 
     if dest is not None:  # a path mistake is found before any speech, as export finds it
+        if str(dest) == "-":
+            raise UserError("`make` writes a routine file, not to standard output (-o -)",
+                            fix="give -o FILE.yaml, e.g. -o session.yaml, or see today's "
+                            "session with `voicecoach show today`")
         if dest.suffix.lower() not in (".yaml", ".yml"):
             raise UserError(f"{dest}: a made session is a routine file ending in .yaml",
                             fix=f"e.g. -o {dest.stem or 'session'}.yaml")

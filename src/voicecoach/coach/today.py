@@ -65,9 +65,11 @@ def planned_moment(day: _dt.date, now: float | None = None) -> float:
 
 
 def facts(day: _dt.date, history: History, screening: Screening, now: float | None = None) -> Facts:
+    now = time.time() if now is None else now
     moment = planned_moment(day, now)
     since = _dt.datetime.combine(day, _dt.time()).timestamp() - LOOKBACK_DAYS * 86400
-    return Facts(now=moment, rules_out_manipulation=screening.rules_out_manipulation,
+    return Facts(now=moment, present=moment == now,
+                 rules_out_manipulation=screening.rules_out_manipulation,
                  done=tuple(history.done_since(since)), ratings=history.ratings())
 
 
@@ -84,7 +86,12 @@ def make(
 
     history = history or History()
     screening = screening or load_screening()
-    return compose.compose(library(), request, facts(request.day, history, screening, now), measure)
+    from voicecoach.coach import Purpose
+
+    # Every timeline the session may be played on (play, serve, export) keeps the minutes.
+    lead_ins = tuple(purpose.lead_in for purpose in Purpose)
+    return compose.compose(library(), request, facts(request.day, history, screening, now), measure,
+                           lead_ins=lead_ins)
 
 
 def write(composition: Composition, dest: Path, *, force: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import difflib
 import hashlib
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from voicecoach.errors import UserError
-from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
+from voicecoach.plan.timeline import EXPORT_LEAD_IN, Measure, Plan, PlanOptions, build_plan
 from voicecoach.routine.limits import done_times, limit_state
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
@@ -24,6 +25,16 @@ MIN_MINUTES, MAX_MINUTES = 2, 90
 #: A made session's length lands within this share of the request (the promise is 10%).
 AIM = 0.05
 TOLERANCE = 0.10
+#: A made session is accepted only this close to the request on every timeline it is played on
+#: (live play starts at once, an export waits EXPORT_LEAD_IN): well inside the promise.
+ACCEPT = 0.08
+#: In a session of at least SEVERAL_MINUTES no exercise takes more than MAX_SHARE of it: its
+#: sets come down first (never below half the article's count), else another is chosen.
+MAX_SHARE = 0.35
+SEVERAL_MINUTES = 6
+#: ... and once fitted (holds scaled, sets added) none may be more than this share of it: a
+#: session that would be is refused, not made.
+MOST_OF_ONE = 0.45
 #: "Do not crack your back often": at most this many self-manipulation moves in one session.
 MAX_MANIPULATION = 2
 #: Holds and reps scale within these factors of the article's values, so each stays sensible.
@@ -43,7 +54,9 @@ DEFAULT_EQUIPMENT = ("mat",)
 MODELINE = "# yaml-language-server: $schema=routine.schema.json"
 
 BEFORE = (Role.warm_up, Role.stretch, Role.mobilisation)
-AFTER = (Role.stretch, Role.cool_down, Role.warm_up)
+#: "Stretch before and after": the move right after the last crack stretches; a warm-up is not
+#: that (it loosens for what follows).
+AFTER = (Role.stretch, Role.cool_down)
 #: The general cautions every made session opens with (from the gentle first routine).
 GENERAL_CAUTIONS = (
     {"say": "Move slowly and only as far as feels comfortable. Stop if anything hurts.",
@@ -83,6 +96,9 @@ class Facts:
 
     now: float
     rules_out_manipulation: bool = False
+    #: `now` is the clock's now (planning today), not the start of a day planned ahead: limits
+    #: may say "done N minutes ago" only then.
+    present: bool = True
     #: (exercise name, done_at) of exercises done in any routine, recent enough to matter.
     done: tuple[tuple[str, float], ...] = ()
     #: exercise slug -> +1 (favoured) or -1 (never chosen).
@@ -157,6 +173,11 @@ def check_request(request: Request, library: Sequence[Entry]) -> Request:
     gear = sorted({g for e in library for g in e.equipment | set(e.routine.equipment)})
     equipment = tuple(dict.fromkeys(_known(g, gear, "equipment", ("none",))
                                     for g in request.equipment))
+    if "none" in equipment and len(equipment) > 1:
+        others = " ".join(f"--equipment {g}" for g in equipment if g != "none")
+        raise Refusal(f"--equipment none contradicts {others}",
+                      fix="give --equipment none alone for a session without equipment, or "
+                      "leave it out")
     equipment = tuple(g for g in equipment if g != "none")
     return Request(request.minutes, request.day, tuple(sorted(focus)), tuple(sorted(equipment)),
                    request.gentle, request.i_understand)
@@ -208,7 +229,8 @@ def _limit_reason(ex: Exercise, facts: Facts, day: _dt.date, words: Wording) -> 
     """The article's wait and daily count on the planned day, whichever routine it was done in."""
     if ex.limits is None:
         return None
-    return limit_state(ex, done_times(facts.done, ex.name), facts.now, words, day).reason
+    return limit_state(ex, done_times(facts.done, ex.name), facts.now, words, day,
+                       present=facts.present).reason
 
 
 def _midnight(day: _dt.date) -> float:
@@ -303,13 +325,65 @@ def arrange(chosen: Sequence[Entry]) -> list[Entry] | None:
 class _Timer:
     """Plans a candidate session with the real planner and the given speech measure."""
 
-    def __init__(self, request: Request, measure: Measure, options: PlanOptions) -> None:
+    def __init__(self, request: Request, measure: Measure, options: PlanOptions,
+                 lead_ins: Sequence[float] = ()) -> None:
         self.request, self.measure, self.options = request, measure, options
+        self.lead_ins = tuple(lead_ins) or (options.lead_in,)
         self._known: dict[tuple[tuple[str, ...], Fit], float] = {}
+        #: Sets an exercise is trimmed to, so that it does not dominate (see trim).
+        self.sets: dict[str, int] = {}
 
     def routine(self, chosen: Sequence[Entry], fit: Fit) -> tuple[dict[str, Any], Routine]:
-        data = session_data(self.request, chosen, fit)
+        data = session_data(self.request, chosen, fit, self.sets)
         return data, Routine.model_validate({**data, "id": "today"})
+
+    def worst(self, chosen: Sequence[Entry], fit: Fit, target: float) -> float:
+        """The largest miss of the target over the timelines the session is played on."""
+        _, routine = self.routine(chosen, fit)
+        return max(abs(build_plan(routine, dataclasses.replace(self.options, lead_in=lead),
+                                  self.measure).duration - target) for lead in self.lead_ins)
+
+    def dominant(self, chosen: Sequence[Entry], fit: Fit, target: float) -> str | None:
+        """The exercise that would take more than MOST_OF_ONE of a session of several minutes."""
+        if target < SEVERAL_MINUTES * 60 or len(chosen) < 2:
+            return None
+        _, routine = self.routine(chosen, fit)
+        plan = build_plan(routine, self.options, self.measure)
+        return next((title for title, start, end in plan.chapters()[1:]
+                     if plan.seconds(end - start) > MOST_OF_ONE * plan.duration), None)
+
+    def length(self, e: Entry, sets: int) -> float:
+        """How long `e` takes, alone in a session, with `sets` sets."""
+        saved = self.sets.get(e.key)
+        self.sets[e.key] = sets
+        try:
+            _, routine = self.routine([e], Fit())
+        finally:
+            if saved is None:
+                del self.sets[e.key]
+            else:
+                self.sets[e.key] = saved
+        plan = build_plan(routine, self.options, self.measure)
+        _, start, end = plan.chapters()[1]
+        return plan.seconds(end - start)
+
+    def trim(self, pool: Sequence[Entry], target: float) -> list[Entry]:
+        """Bring each long exercise's sets down (never below half the article's count, rests
+        kept; cracks and limited moves untouched) until it takes at most MAX_SHARE of the
+        session; returns the pool without those that would still dominate. Short sessions
+        (under SEVERAL_MINUTES) may be one long exercise."""
+        if target < SEVERAL_MINUTES * 60:
+            return list(pool)
+        cap, kept = MAX_SHARE * target, []
+        for e in pool:
+            sets = e.exercise.sets
+            if self.length(e, sets) > cap and e.scalable:
+                while sets > fewest_sets(e.exercise.sets) and self.length(e, sets) > cap:
+                    sets -= 1
+                self.sets[e.key] = sets
+            if self.length(e, self.sets.get(e.key, e.exercise.sets)) <= cap:
+                kept.append(e)
+        return kept
 
     def seconds(self, chosen: Sequence[Entry], fit: Fit | None = None) -> float:
         key = (tuple(e.key for e in chosen), fit or Fit())
@@ -339,22 +413,26 @@ def compose(
     facts: Facts,
     measure: Measure,
     options: PlanOptions | None = None,
+    lead_ins: Sequence[float] = (0.0, EXPORT_LEAD_IN),
 ) -> Composition:
     """The session for `request` on its day: pure, so the same library, request, facts and speech
-    give the same session. Raises Refusal with the reason when no session can meet it."""
+    give the same session. `lead_ins`: the timelines it may be played on (live play, export),
+    each of which must land within ACCEPT of the request. Raises Refusal with the reason when no
+    session can meet it."""
     request = check_request(request, library)
     options = options or PlanOptions()
     language = library[0].routine.language if library else "en"
     pool, left_out, skipped = eligible(library, request, facts, language)
-    timer = _Timer(request, measure, options)
+    timer = _Timer(request, measure, options, lead_ins)
     target = request.minutes * 60
-    chosen, fit, seconds = _choose(_order(pool, request, facts), timer, target)
+    shares = timer.trim(pool, target)
+    chosen, fit, seconds = _choose(_order(shares, request, facts), timer, target)
     if not chosen:
         shortest = min(timer.seconds([e], SHORTEST) for e in pool)
         raise Refusal(f"nothing fits in {request.minutes:g} minutes: the shortest eligible "
                       f"exercise takes {shortest / 60:.1f} minutes", fix="ask for more minutes")
-    if abs(seconds - target) > TOLERANCE * target:
-        most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen), REST_MAX)) / 60
+    if timer.worst(chosen, fit, target) > ACCEPT * target:
+        most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen, timer.sets), REST_MAX)) / 60
         if seconds < target:
             raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session lasts at "
                           "most "
@@ -363,6 +441,12 @@ def compose(
                           "--equipment or widen --focus for more exercises")
         raise Refusal(f"no eligible exercise fits in {request.minutes:g} minutes",
                       fix="ask for more minutes")
+    one = timer.dominant(chosen, fit, target)
+    if one is not None:
+        raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a {request.minutes:g}-"
+                      f"minute session would be mostly {one}",
+                      fix="ask for fewer minutes, or add --equipment or widen --focus for more "
+                      "exercises")
     data, routine = timer.routine(chosen, fit)
     plan = build_plan(routine, options, measure)
     return Composition(routine, routine_text(data, request), plan, tuple(left_out),
@@ -383,7 +467,8 @@ def _choose(ordered: Sequence[tuple[int, Entry]], timer: _Timer, target: float
         fit = _fit(chosen, timer, target)
         seconds = timer.seconds(chosen, fit)
         modest = tier > 0 or (fit.extra == 0 and fit.scale <= MODEST)
-        if abs(seconds - target) <= TOLERANCE * target and modest:
+        if (modest and timer.worst(chosen, fit, target) <= ACCEPT * target
+                and timer.dominant(chosen, fit, target) is None):
             break
     return chosen, fit, seconds
 
@@ -421,7 +506,7 @@ def _fit(chosen: Sequence[Entry], timer: _Timer, target: float) -> Fit:
     between exercises that lands closest to the target. Length grows with each knob."""
     extra = 0
     if timer.seconds(chosen, Fit(SCALE_MAX)) < target:
-        lo, hi = 0, _slots(chosen)
+        lo, hi = 0, _slots(chosen, timer.sets)
         while lo < hi:  # the fewest extra sets that reach the target at full scale
             mid = (lo + hi) // 2
             if timer.seconds(chosen, Fit(SCALE_MAX, mid)) >= target:
@@ -442,17 +527,24 @@ def _fit(chosen: Sequence[Entry], timer: _Timer, target: float) -> Fit:
     return Fit(scale, extra, rest)
 
 
-def _slots(chosen: Sequence[Entry]) -> int:
-    return len(_set_slots(chosen))
+def _slots(chosen: Sequence[Entry], trimmed: Mapping[str, int]) -> int:
+    return len(_set_slots(chosen, trimmed))
 
 
-def _set_slots(chosen: Sequence[Entry]) -> list[int]:
-    """Which exercise gets each extra set, in turn: a round over the session, then another."""
+def _set_slots(chosen: Sequence[Entry], trimmed: Mapping[str, int]) -> list[int]:
+    """Which exercise gets each extra set, in turn: a round over the session, then another
+    (not one whose sets were trimmed so that it does not dominate)."""
     slots = []
     for round_no in range(1, MAX_SETS):
         slots += [i for i, e in enumerate(chosen)
-                  if e.scalable and e.exercise.sets + round_no <= MAX_SETS]
+                  if e.scalable and e.key not in trimmed
+                  and e.exercise.sets + round_no <= MAX_SETS]
     return slots
+
+
+def fewest_sets(sets: int) -> int:
+    """The fewest sets an article's count may be trimmed to: half of it, rounded up."""
+    return math.ceil(sets * SCALE_MIN)
 
 
 # -- the routine file ------------------------------------------------------------------------
@@ -461,8 +553,11 @@ _DURATIONS = {"hold", "tempo", "wait", "seconds", "rest_between_sets", "inhale",
               "pause", "rest"}
 
 
-def session_data(request: Request, chosen: Sequence[Entry], fit: Fit) -> dict[str, Any]:
-    """The routine a made session is, as the mapping its file holds."""
+def session_data(request: Request, chosen: Sequence[Entry], fit: Fit,
+                 trimmed: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The routine a made session is, as the mapping its file holds; `trimmed`: exercises whose
+    sets come down so that none dominates."""
+    trimmed = trimmed or {}
     cautions: list[Any] = list(GENERAL_CAUTIONS)
     for e in chosen:
         if e.exercise.manipulation:
@@ -470,8 +565,9 @@ def session_data(request: Request, chosen: Sequence[Entry], fit: Fit) -> dict[st
                 item = c.model_dump(exclude_none=True)
                 if item not in cautions:
                     cautions.append(item)
-    added = _set_slots(chosen)[:fit.extra]
-    exercises = [_exercise_data(e, fit.scale, added.count(i)) for i, e in enumerate(chosen)]
+    added = _set_slots(chosen, trimmed)[:fit.extra]
+    exercises = [_exercise_data(e, fit.scale, added.count(i), trimmed.get(e.key))
+                 for i, e in enumerate(chosen)]
     return {
         "title": f"Session for {request.day:%A} {request.day.day} {request.day:%B}",
         "description": _describe(request),
@@ -493,7 +589,8 @@ def _describe(request: Request) -> str:
     return f"{request.minutes:g} minutes; {focus}; {gear}{gentle}."
 
 
-def _exercise_data(e: Entry, scale: float, extra_sets: int) -> dict[str, Any]:
+def _exercise_data(e: Entry, scale: float, extra_sets: int, sets: int | None = None
+                   ) -> dict[str, Any]:
     ex = e.exercise
     data = ex.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     data.update(areas=sorted(e.areas, key=[a.value for a in Area].index), role=e.role.value,
@@ -515,6 +612,8 @@ def _exercise_data(e: Entry, scale: float, extra_sets: int) -> dict[str, Any]:
     if extra_sets:
         data["sets"] = ex.sets + extra_sets
         data.setdefault("rest_between_sets", d.rest_between_sets)
+    elif sets is not None and sets != ex.sets and e.scalable:
+        data["sets"] = max(sets, fewest_sets(ex.sets))
     return data
 
 

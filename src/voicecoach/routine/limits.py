@@ -39,34 +39,45 @@ def done_times(done: Iterable[tuple[str, float]], name: str) -> list[float]:
 
 def limit_state(
     ex: Exercise, times: Iterable[float], now: float, words: Wording,
-    day: _dt.date | None = None,
+    day: _dt.date | None = None, *, present: bool = True,
 ) -> LimitState:
     """Is `ex` inside its waiting period at `now`, or at its daily count on `day` (default: the
-    day of `now`), given `times` (when it was done, in any routine)? The wait is read before the
-    count, so the reason said is the nearer one."""
+    day of `now`), given `times` (when it was done, in any routine)? The reason names the limit
+    that binds, the one that ends last. `present`: `now` is the clock's now, so a past time is
+    said as "N minutes ago"; otherwise (a day planned ahead) times are said by date and hour."""
     limits = ex.limits
     if limits is None:
         return LimitState(None, None)
     times = sorted(times)
-    when, reason, code = now, None, None
+    wait_end = count_end = now
+    reasons: dict[str, str] = {}
     if limits.wait:
         recent = [t for t in times if t >= now - limits.wait]
         if recent:
-            when = max(when, recent[-1] + limits.wait)
-            ago = max(60.0, round((now - recent[-1]) / 60) * 60)
-            reason = words.left_out_wait.format(ago=words.duration(ago),
-                                                wait=words.duration(limits.wait))
-            code = WAIT
+            last = recent[-1]
+            wait_end = last + limits.wait
+            if present and last <= now:
+                ago = max(60.0, round((now - last) / 60) * 60)
+                reasons[WAIT] = words.left_out_wait.format(ago=words.duration(ago),
+                                                           wait=words.duration(limits.wait))
+            else:
+                reasons[WAIT] = words.left_out_wait_at.format(
+                    when=words.moment(last), wait=words.duration(limits.wait))
     if limits.max_per_day:
         today = day or _dt.datetime.fromtimestamp(now).date()
         # Local midnights, not start + 24 h: a day with a clock change has 23 or 25 hours.
         start, end = midnight(today), midnight(today + _dt.timedelta(days=1))
         count = sum(1 for t in times if start <= t < end)
         if count >= limits.max_per_day:
-            when = max(when, end)
-            if reason is None:
-                reason, code = words.left_out_count.format(count=_times(count)), COUNT
-    return LimitState(when if when > now else None, reason, code)
+            count_end = end
+            reasons[COUNT] = (words.left_out_count.format(count=_times(count)) if present
+                              else words.left_out_count_on.format(count=_times(count),
+                                                                  day=words.day(today)))
+    if not reasons:
+        return LimitState(None, None)
+    code = COUNT if COUNT in reasons and (WAIT not in reasons or count_end >= wait_end) else WAIT
+    when = max(wait_end, count_end)
+    return LimitState(when if when > now else None, reasons[code], code)
 
 
 def midnight(day: _dt.date) -> float:

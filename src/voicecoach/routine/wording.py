@@ -3,6 +3,7 @@ the routine's own text."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import string
 import unicodedata
@@ -23,6 +24,9 @@ class Wording:
     left_out: str
     left_out_wait: str
     left_out_count: str
+    #: The same two reasons for a day planned ahead: said by date and hour, not "ago".
+    left_out_wait_at: str
+    left_out_count_on: str
     left_out_screening: str
     next_up: str
     exercise: str
@@ -64,6 +68,15 @@ class Wording:
             return " ".join(parts[:-1]) + f" {self.and_} " + parts[-1]
         return parts[0]
 
+    def day(self, day: _dt.date) -> str:
+        """A date as said: "Thursday 3 December"."""
+        return f"{day:%A} {day.day} {day:%B}"
+
+    def moment(self, when: float) -> str:
+        """A past moment as said for a day planned ahead: "at 09:00 on Thursday 3 December"."""
+        at = _dt.datetime.fromtimestamp(when)
+        return f"at {at:%H:%M} on {self.day(at.date())}"
+
 
 ENGLISH = Wording(
     start="{title}. This session takes about {minutes}. Get your mat ready.",
@@ -76,6 +89,8 @@ ENGLISH = Wording(
     left_out="{name} is left out today: {reason}.",
     left_out_wait="you did it {ago} ago, and it needs {wait} between sessions",
     left_out_count="you have done it {count} today, the most advised",
+    left_out_wait_at="you did it {when}, and it needs {wait} between sessions",
+    left_out_count_on="you did it {count} on {day}, the most advised in a day",
     left_out_screening="your safety answers rule out self-manipulation",
     next_up="Coming up next: {name}.",
     exercise="{name}.",
