@@ -106,11 +106,10 @@ class Purpose(StrEnum):
     def lead_in(self) -> float:
         """Export waits for Bluetooth speakers to wake; live play starts at once; a phone served
         over the LAN gets a short pause to pick itself up."""
-        if self is Purpose.EXPORT:
-            from voicecoach.plan.timeline import EXPORT_LEAD_IN
+        from voicecoach.plan import lead_in
 
-            return EXPORT_LEAD_IN
-        return {Purpose.PLAY: 0.0, Purpose.SERVE: 1.0}[self]
+        return {Purpose.EXPORT: lead_in.EXPORT_LEAD_IN, Purpose.PLAY: lead_in.PLAY_LEAD_IN,
+                Purpose.SERVE: lead_in.SERVE_LEAD_IN}[self]
 
     @property
     def live(self) -> bool:

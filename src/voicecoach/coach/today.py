@@ -86,12 +86,7 @@ def make(
 
     history = history or History()
     screening = screening or load_screening()
-    from voicecoach.coach import Purpose
-
-    # Every timeline the session may be played on (play, serve, export) keeps the minutes.
-    lead_ins = tuple(purpose.lead_in for purpose in Purpose)
-    return compose.compose(library(), request, facts(request.day, history, screening, now), measure,
-                           lead_ins=lead_ins)
+    return compose.compose(library(), request, facts(request.day, history, screening, now), measure)
 
 
 def write(composition: Composition, dest: Path, *, force: bool = False) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from voicecoach.errors import UserError
-from voicecoach.plan.timeline import EXPORT_LEAD_IN, Measure, Plan, PlanOptions, build_plan
+from voicecoach.plan.lead_in import LEAD_INS
+from voicecoach.plan.timeline import Measure, Plan, PlanOptions, build_plan
 from voicecoach.routine.limits import done_times, limit_state
 from voicecoach.routine.model import Area, Defaults, Exercise, Level, Role, Routine
 from voicecoach.routine.names import slug
@@ -26,7 +27,7 @@ MIN_MINUTES, MAX_MINUTES = 2, 90
 AIM = 0.05
 TOLERANCE = 0.10
 #: A made session is accepted only this close to the request on every timeline it is played on
-#: (live play starts at once, an export waits EXPORT_LEAD_IN): well inside the promise.
+#: (plan.lead_in.LEAD_INS: live play, a phone, an export): well inside the promise.
 ACCEPT = 0.08
 #: In a session of at least SEVERAL_MINUTES no exercise takes more than MAX_SHARE of it: its
 #: sets come down first (never below half the article's count), else another is chosen.
@@ -413,7 +414,7 @@ def compose(
     facts: Facts,
     measure: Measure,
     options: PlanOptions | None = None,
-    lead_ins: Sequence[float] = (0.0, EXPORT_LEAD_IN),
+    lead_ins: Sequence[float] = LEAD_INS,
 ) -> Composition:
     """The session for `request` on its day: pure, so the same library, request, facts and speech
     give the same session. `lead_ins`: the timelines it may be played on (live play, export),

@@ -10,6 +10,7 @@ from enum import Enum
 
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import UserError
+from voicecoach.plan.lead_in import EXPORT_LEAD_IN
 from voicecoach.routine.model import (
     MAX_EXERCISE_SECONDS,
     MAX_ROUTINE_SECONDS,
@@ -24,8 +25,6 @@ from voicecoach.routine.wording import Wording, fill, wording
 
 #: The plan counts in frames of the one audio format used everywhere.
 PLAN_RATE = SAMPLE_RATE
-#: Silence before the first word of an exported track: Bluetooth speakers wake up in it.
-EXPORT_LEAD_IN = 1.5
 #: Silence kept between the end of one spoken cue and the start of the next.
 MIN_GAP = 0.25
 #: Pause after the cautions and after the start cue before anything else is said.
