@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from voicecoach import coach
-from voicecoach.cli.app import CLOSED_STREAMS, app
+from voicecoach.cli.app import ARGV, CLOSED_STREAMS, app
 from voicecoach.cli.options import (
     _D,
     ChimesOpt,
@@ -96,15 +96,29 @@ def export(
     chosen.sound()
     coach.speech(chosen)
     chosen.export_options()
+    start = coach.start_memo(routine, chosen)
+    told: list[object] = []  # a command that told or asked anything is not answered from memory
+
+    def notify(notice: coach.Notice) -> None:
+        told.append(notice)
+        tell(notice)
+
+    def prompt(questions):  # type: ignore[no-untyped-def]
+        answers = ask_screening(questions)
+        if answers is not None:
+            told.append(answers)
+        return answers
+
     sources = (
         [(coach.resolve(routine, chosen), output)]
         if routine is not None
         else [(path, None) for path in coach.bundled()]
     )
     jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
-                              skip_refused=routine is None, screening_prompt=ask_screening,
-                              notify=tell, i_understand=i_understand)
+                              skip_refused=routine is None, screening_prompt=prompt,
+                              notify=notify, i_understand=i_understand)
     described: list[dict[str, object]] = []
+    fresh: list = []  # type: ignore[type-arg]
     for job in jobs:
         tracks = None if force or to_stdout else coach.fresh_tracks(job, chosen, split=split)
         up_to_date = tracks is not None
@@ -118,8 +132,22 @@ def export(
             for track in tracks:
                 typer.echo(_describe(track, "up to date:" if up_to_date else "Wrote"),
                            err=to_stdout)
+        if not to_stdout and not told:
+            fresh.extend(tracks if up_to_date else coach.written_tracks(job, chosen, split=split))
     if as_json:
         typer.echo(json.dumps(described, indent=2, ensure_ascii=False))
+    if not to_stdout and not told:
+        # What the same command will print while nothing changes: it is answered from this.
+        coach.remember_export(ARGV, start, jobs, chosen, _said(fresh, as_json))
+
+
+def _said(tracks, as_json: bool) -> str:  # type: ignore[no-untyped-def]
+    """What an export prints when `tracks` are up to date."""
+    if as_json:
+        text = json.dumps([{**t.as_json(), "up_to_date": True} for t in tracks], indent=2,
+                          ensure_ascii=False)
+        return text + "\n"
+    return "".join(_describe(t, "up to date:") + "\n" for t in tracks)
 
 
 def _describe(track, verb: str) -> str:  # type: ignore[no-untyped-def]

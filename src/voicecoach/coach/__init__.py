@@ -60,6 +60,10 @@ __all__ = [
     "fresh_tracks",
     "is_fresh",
     "load",
+    "remember_export",
+    "replay_up_to_date",
+    "start_memo",
+    "written_tracks",
     "option_range",
     "plan_json",
     "prepare",
@@ -682,6 +686,75 @@ def fresh_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> 
                          settings.export_options(), split=split)
     except (OSError, ValueError):
         return None  # changed since it was checked: made again
+
+
+class MemoStart(NamedTuple):
+    """What an export command saw of its inputs as it began (see remember_export)."""
+
+    started_ns: int
+    spec: str | None
+    inputs: dict[str, str | None]
+
+
+def replay_up_to_date(argv: Sequence[str]) -> str | None:
+    """What this export command printed last time it found or made its files, when nothing it
+    depends on has changed since (voicecoach.coach.memo); None: run the command."""
+    from voicecoach.coach import memo
+
+    return memo.replay(argv)
+
+
+def start_memo(spec: str | None, settings: Settings) -> MemoStart:
+    """Read the export's inputs before anything else is: a memo pairs a key only with inputs
+    that were the same before and after the key was made."""
+    return MemoStart(time.time_ns(), spec, _export_inputs(spec, settings))
+
+
+def _export_inputs(spec: str | None, settings: Settings) -> dict[str, str | None]:
+    from voicecoach.coach import memo
+    from voicecoach.routine.library import bundled_dir
+    from voicecoach.safety.rules import screening_path
+
+    folder = bundled_dir()
+    paths = [folder, *(sorted(folder.iterdir()) if folder.is_dir() else []), screening_path()]
+    if spec is not None:
+        paths.append(Path(spec).expanduser())
+    if settings.music is not None:
+        paths.append(settings.music)
+    return memo.contents(paths)
+
+
+def written_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> list[Track]:
+    """The tracks `job` has just written, described from the files as an up-to-date export
+    describes them (no digest: they were sealed as they were written)."""
+    from voicecoach.export.tracks import read_back
+
+    return read_back(job.decision.routine, job.estimate, job.dest, settings.export_options(),
+                     split=split)
+
+
+def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
+                    settings: Settings, said: str) -> None:
+    """Remember that `argv` finds `jobs` up to date and prints `said`, when its inputs did not
+    change while it ran and its engine is espeak-ng (whose files can be stat'ed)."""
+    from voicecoach.coach import memo
+    from voicecoach.speech.espeak import espeak_data_path, espeak_library_path
+
+    engine, _, _ = speech(settings)
+    library = Path(espeak_library_path())
+    if engine.name != "espeak" or not library.is_absolute() or not jobs:
+        return
+    if _export_inputs(start.spec, settings) != start.inputs:
+        return
+    data = espeak_data_path()
+    engine_files = [library, *([data, data / "voices", data / "lang", data / "phontab"]
+                               if data is not None else [])]
+    memo.remember(argv, started_ns=start.started_ns, inputs=start.inputs,
+                  sessions={job.decision.routine.id: job.decision.verdict.sessions_before
+                            for job in jobs},
+                  engine=engine_files,
+                  key=[job.key for job in jobs for _ in job.files],
+                  files=[f for job in jobs for f in job.files], said=said)
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
