@@ -60,14 +60,14 @@ __all__ = [
     "fresh_tracks",
     "is_fresh",
     "load",
-    "remember_export",
-    "replay_up_to_date",
-    "start_memo",
-    "written_tracks",
     "option_range",
     "plan_json",
     "prepare",
     "record",
+    "remember_export",
+    "replay_up_to_date",
+    "start_memo",
+    "written_tracks",
 ]
 
 #: What front ends may use from the stages above the core, loaded on first use (miniaudio is

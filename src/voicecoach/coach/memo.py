@@ -97,7 +97,7 @@ def replay(argv: Sequence[str]) -> str | None:
     on has changed since; None otherwise (the command runs). Never raises."""
     try:
         return _replay(argv)
-    except Exception:  # noqa: BLE001 - any doubt is a full run, never a failure
+    except Exception:  # any doubt is a full run, never a failure
         return None
 
 
