@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 
 __all__ = ["app", "main"]
@@ -20,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
 
         said = coach.replay_up_to_date(args)
         if said is not None:
+            from voicecoach.cli.exits import _exit, _quiet_broken_pipe
+
             try:
                 sys.stdout.write(said)
                 sys.stdout.flush()
@@ -38,56 +38,3 @@ def __getattr__(name: str) -> object:
 
         return app
     raise AttributeError(f"module 'voicecoach.cli' has no attribute {name!r}")
-
-
-def _stdout_is_devnull() -> bool:
-    try:
-        here, null = os.fstat(1), os.stat(os.devnull)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
-
-
-def _exit(code: int) -> None:
-    from voicecoach import cancel
-
-    if code in cancel.EXIT_CODES.values():
-        _exit_now(code)
-    # The work is done (or has failed and said so): a signal arriving while the interpreter
-    # shuts down (joining helper threads) would only print "Exception ignored" noise. One that
-    # came before, after the last check, still makes this an interrupted run: never exit 0.
-    cancel.ignore()
-    if cancel.requested() and code == 0:
-        print("stopped", file=sys.stderr)
-        _exit_now(cancel.Interrupted(cancel.signum()).exit_code)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except (OSError, ValueError):
-        pass
-    sys.exit(code)
-
-
-def _exit_now(code: int) -> None:
-    """Leave at once after an interruption: every cleanup (`finally`) has already run on the way
-    here, and waiting for helper threads at interpreter shutdown could print their tracebacks."""
-    from voicecoach import cancel
-
-    cancel.leave(code)
-
-
-def _fail(line: str, code: int) -> None:
-    # The terminal may be gone (SIGHUP): a line that cannot be written is not a second failure.
-    with contextlib.suppress(OSError, ValueError):
-        print(line if line.startswith(("error", "internal", "stopped"))
-              or ":" in line.split(" ")[0] else f"error: {line}", file=sys.stderr)
-    _exit(code)
-
-
-def _quiet_broken_pipe() -> None:
-    # The reader went away (e.g. `| head`): the output was wanted no further, which is
-    # success for a Unix tool; no second error from flushing at shutdown either.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)

@@ -19,8 +19,8 @@ from voicecoach.cli import safety as _safety  # noqa: F401
 from voicecoach.cli import serve as _serve  # noqa: F401
 # isort: on
 from voicecoach import cancel
-from voicecoach.cli import _exit, _fail, _quiet_broken_pipe, _stdout_is_devnull
 from voicecoach.cli.app import ARGV, CLOSED_STREAMS, app
+from voicecoach.cli.exits import _exit, _fail, _quiet_broken_pipe, _stdout_is_devnull
 from voicecoach.cli.options import finite_numbers
 from voicecoach.errors import VoicecoachError, os_fault
 
