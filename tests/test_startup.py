@@ -161,16 +161,33 @@ def test_racy_files_are_checked_by_their_bytes(tmp_path: Path, monkeypatch) -> N
     now = mp3.stat().st_ctime_ns
     assert _forged(tmp_path, monkeypatch, lambda r: same_stat(r, now)) is None
     assert _forged(tmp_path, monkeypatch,
-                   lambda r: same_stat(r, now + 2 * memo.RACY_NS)) == said
+                   lambda r: same_stat(r, now + 2 * memo.RACY_NS)) == (said, "")
 
 
 def test_history_and_engine_files_are_part_of_the_check(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
     _run(["export", "r.yaml", "-o", "r.mp3"], tmp_path)
     said = _run(["export", "r.yaml", "-o", "r.mp3"], tmp_path)
-    assert _forged(tmp_path, monkeypatch, lambda r: None) == said
+    assert _forged(tmp_path, monkeypatch, lambda r: None) == (said, "")
     # Familiarity reads the count of live sessions: another count, another key.
     assert _forged(tmp_path, monkeypatch,
                    lambda r: r["sessions"].update(r=r["sessions"]["r"] + 1)) is None
     # espeak-ng's library and data, by stat identity (an upgrade replaces them).
     assert _forged(tmp_path, monkeypatch, lambda r: r["engine"][0][1].__setitem__(1, 0)) is None
+
+
+def test_export_all_unchanged_repeats_its_notices_without_loading_the_model(tmp_path: Path) -> None:
+    """`export --all` with the screening unanswered tells a note per cracking routine: the
+    answer from memory tells them too, on stderr, as the full run does."""
+    export = ["export", "--all", "tracks", "--only", "1"]
+    full = subprocess.run([sys.executable, "-m", "voicecoach", *export], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+    again = subprocess.run([sys.executable, "-X", "importtime", "-m", "voicecoach", *export],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0]
+             for line in again.stderr.splitlines() if line.startswith("import time:")}
+    assert not names & NOT_FOR_AN_UNCHANGED_EXPORT, names & NOT_FOR_AN_UNCHANGED_EXPORT
+    told = [line for line in again.stderr.splitlines() if not line.startswith("import time:")]
+    assert told == [line for line in full.stderr.splitlines()]
+    assert again.stdout == full.stdout.replace("Wrote ", "up to date: ")

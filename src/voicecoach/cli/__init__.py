@@ -16,11 +16,14 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stdout is not None and sys.stderr is not None:
         from voicecoach import coach
 
-        said = coach.replay_up_to_date(args)
-        if said is not None:
+        answer = coach.replay_up_to_date(args)
+        if answer is not None:
             from voicecoach.cli.exits import _exit, _quiet_broken_pipe
 
+            said, told = answer
             try:
+                sys.stderr.write(told)
+                sys.stderr.flush()
                 sys.stdout.write(said)
                 sys.stdout.flush()
             except BrokenPipeError:

@@ -97,16 +97,17 @@ def export(
     coach.speech(chosen)
     chosen.export_options()
     start = coach.start_memo(routine, chosen)
-    told: list[object] = []  # a command that told or asked anything is not answered from memory
+    told: list[str] = []  # notices come from the inputs: an answer from memory repeats them
+    asked: list[object] = []  # answers given at the terminal change the inputs: not remembered
 
     def notify(notice: coach.Notice) -> None:
-        told.append(notice)
+        told.append(notice.text)
         tell(notice)
 
     def prompt(questions):  # type: ignore[no-untyped-def]
         answers = ask_screening(questions)
         if answers is not None:
-            told.append(answers)
+            asked.append(answers)
         return answers
 
     sources = (
@@ -132,13 +133,14 @@ def export(
             for track in tracks:
                 typer.echo(_describe(track, "up to date:" if up_to_date else "Wrote"),
                            err=to_stdout)
-        if not to_stdout and not told:
+        if not to_stdout and not asked:
             fresh.extend(tracks if up_to_date else coach.written_tracks(job, chosen, split=split))
     if as_json:
         typer.echo(json.dumps(described, indent=2, ensure_ascii=False))
-    if not to_stdout and not told:
+    if not to_stdout and not asked:
         # What the same command will print while nothing changes: it is answered from this.
-        coach.remember_export(ARGV, start, jobs, chosen, _said(fresh, as_json))
+        coach.remember_export(ARGV, start, jobs, chosen, _said(fresh, as_json),
+                              "".join(f"{text}\n" for text in told))
 
 
 def _said(tracks, as_json: bool) -> str:  # type: ignore[no-untyped-def]

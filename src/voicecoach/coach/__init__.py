@@ -696,9 +696,9 @@ class MemoStart(NamedTuple):
     inputs: dict[str, str | None]
 
 
-def replay_up_to_date(argv: Sequence[str]) -> str | None:
-    """What this export command printed last time it found or made its files, when nothing it
-    depends on has changed since (voicecoach.coach.memo); None: run the command."""
+def replay_up_to_date(argv: Sequence[str]) -> tuple[str, str] | None:
+    """What this export command printed (stdout, stderr) last time it found or made its files,
+    when nothing it depends on has changed since (voicecoach.coach.memo); None: run it."""
     from voicecoach.coach import memo
 
     return memo.replay(argv)
@@ -734,8 +734,9 @@ def written_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -
 
 
 def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
-                    settings: Settings, said: str) -> None:
-    """Remember that `argv` finds `jobs` up to date and prints `said`, when its inputs did not
+                    settings: Settings, said: str, told: str = "") -> None:
+    """Remember that `argv` finds `jobs` up to date and prints `said` (and the notices `told`
+    on stderr), when its inputs did not
     change while it ran and its engine is espeak-ng (whose files can be stat'ed)."""
     from voicecoach.coach import memo
     from voicecoach.speech.espeak import espeak_data_path, espeak_library_path
@@ -754,7 +755,7 @@ def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[Export
                             for job in jobs},
                   engine=engine_files,
                   key=[job.key for job in jobs for _ in job.files],
-                  files=[f for job in jobs for f in job.files], said=said)
+                  files=[f for job in jobs for f in job.files], said=said, told=told)
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 #: A file changed less than this before its check began is checked by its bytes: stat times
 #: are coarse (a kernel tick; 2 s on FAT), and an edit in the same tick may keep them all.
 RACY_NS = 3_000_000_000
@@ -76,7 +76,7 @@ def contents(paths: Sequence[Path]) -> dict[str, str | None]:
 
 def remember(argv: Sequence[str], *, started_ns: int, inputs: Mapping[str, str | None],
              sessions: Mapping[str, int], engine: Sequence[Path], key: Sequence[str],
-             files: Sequence[tuple[Path, Sequence[Path]]], said: str) -> None:
+             files: Sequence[tuple[Path, Sequence[Path]]], said: str, told: str = "") -> None:
     """Keep what an export command found or made (see the module's docstring). `started_ns`:
     when the command began, before any file was checked or written. Never raises: without a
     memo the next run is only slower."""
@@ -88,20 +88,21 @@ def remember(argv: Sequence[str], *, started_ns: int, inputs: Mapping[str, str |
     record = {"format": FORMAT, "request": name, "checked_ns": started_ns,
               "inputs": dict(inputs), "sessions": dict(sessions),
               "engine": [[str(p), stat_id(p)] for p in engine], "keys": list(key),
-              "outputs": outputs, "said": said}
+              "outputs": outputs, "said": said, "told": told}
     _write(name, record)
 
 
-def replay(argv: Sequence[str]) -> str | None:
-    """What the command printed when it last found or made these files, if nothing it depends
-    on has changed since; None otherwise (the command runs). Never raises."""
+def replay(argv: Sequence[str]) -> tuple[str, str] | None:
+    """What the command printed (stdout; its notices on stderr) when it last found or made
+    these files, if nothing it depends on has changed since; None: the command runs. Never
+    raises."""
     try:
         return _replay(argv)
     except Exception:  # any doubt is a full run, never a failure
         return None
 
 
-def _replay(argv: Sequence[str]) -> str | None:
+def _replay(argv: Sequence[str]) -> tuple[str, str] | None:
     name = None if "--force" in argv else request(argv)
     if name is None:
         return None
@@ -133,8 +134,8 @@ def _replay(argv: Sequence[str]) -> str | None:
         for output in record["outputs"]:
             output[2] = [stat_id(Path(p)) for p in (output[0], *output[1])]
         _write(name, record)
-    said = record["said"]
-    return said if isinstance(said, str) else None
+    said, told = record["said"], record["told"]
+    return (said, told) if isinstance(said, str) and isinstance(told, str) else None
 
 
 def _same_sessions(sessions: Mapping[str, int]) -> bool:
