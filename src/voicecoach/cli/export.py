@@ -98,7 +98,8 @@ def export(
     chosen.export_options()
     start = coach.start_memo(routine, chosen)
     told: list[str] = []  # notices come from the inputs: an answer from memory repeats them
-    asked: list[object] = []  # answers given at the terminal change the inputs: not remembered
+    # Answers given at the terminal change the inputs: such a run is not remembered.
+    unremembered: list[object] = []
 
     def notify(notice: coach.Notice) -> None:
         told.append(notice.text)
@@ -107,7 +108,7 @@ def export(
     def prompt(questions):  # type: ignore[no-untyped-def]
         answers = ask_screening(questions)
         if answers is not None:
-            asked.append(answers)
+            unremembered.append(answers)
         return answers
 
     sources = (
@@ -133,11 +134,16 @@ def export(
             for track in tracks:
                 typer.echo(_describe(track, "up to date:" if up_to_date else "Wrote"),
                            err=to_stdout)
-        if not to_stdout and not asked:
-            fresh.extend(tracks if up_to_date else coach.written_tracks(job, chosen, split=split))
+        if not to_stdout and not unremembered:
+            described_again = tracks if up_to_date else coach.written_tracks(job, chosen,
+                                                                             split=split)
+            if described_again is None:
+                unremembered.append(job)  # changed already: the next run checks it the full way
+            else:
+                fresh.extend(described_again)
     if as_json:
         typer.echo(json.dumps(described, indent=2, ensure_ascii=False))
-    if not to_stdout and not asked:
+    if not to_stdout and not unremembered:
         # What the same command will print while nothing changes: it is answered from this.
         coach.remember_export(ARGV, start, jobs, chosen, _said(fresh, as_json),
                               "".join(f"{text}\n" for text in told))

@@ -724,13 +724,18 @@ def _export_inputs(spec: str | None, settings: Settings) -> dict[str, str | None
     return memo.contents(paths)
 
 
-def written_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> list[Track]:
+def written_tracks(job: ExportJob, settings: Settings, *,
+                   split: bool = False) -> list[Track] | None:
     """The tracks `job` has just written, described from the files as an up-to-date export
-    describes them (no digest: they were sealed as they were written)."""
+    describes them (no digest: they were sealed as they were written); None when they cannot
+    be read back (changed already: nothing is remembered)."""
     from voicecoach.export.tracks import read_back
 
-    return read_back(job.decision.routine, job.estimate, job.dest, settings.export_options(),
-                     split=split)
+    try:
+        return read_back(job.decision.routine, job.estimate, job.dest,
+                         settings.export_options(), split=split)
+    except (OSError, ValueError):
+        return None
 
 
 def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
@@ -738,6 +743,14 @@ def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[Export
     """Remember that `argv` finds `jobs` up to date and prints `said` (and the notices `told`
     on stderr), when its inputs did not
     change while it ran and its engine is espeak-ng (whose files can be stat'ed)."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):  # without a memo the next run is slower
+        _remember_export(argv, start, jobs, settings, said, told)
+
+
+def _remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
+                     settings: Settings, said: str, told: str) -> None:
     from voicecoach.coach import memo
     from voicecoach.speech.espeak import espeak_data_path, espeak_library_path
 
