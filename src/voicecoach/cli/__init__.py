@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def __getattr__(name: str) -> object:
     if name == "app":
-        from voicecoach.cli.run import app
+        from voicecoach.cli import run
 
-        return app
+        return run.app
     raise AttributeError(f"module 'voicecoach.cli' has no attribute {name!r}")

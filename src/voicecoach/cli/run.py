@@ -26,6 +26,10 @@ from voicecoach.errors import VoicecoachError, os_fault
 
 __all__ = ["app", "main"]
 
+# `from voicecoach.cli import app` is the Typer app, as it was before this module split off
+# (importing the submodule cli/app.py made the package's `app` that module).
+sys.modules["voicecoach.cli"].app = app  # type: ignore[attr-defined]
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: every known failure becomes one line on stderr and an exit code."""
