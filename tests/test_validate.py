@@ -183,7 +183,7 @@ class Baseline:
 def baseline() -> Baseline:
     if not Path("/proc/self/status").exists():
         pytest.skip("memory limits are measured through Linux /proc and wait4")
-    code = "import pydantic, yaml, voicecoach.cli; print(open('/proc/self/status').read())"
+    code = "import pydantic, yaml, voicecoach.cli.run; print(open('/proc/self/status').read())"
     run = run_measured(["-c", code])
     assert run.code == 0, run.stderr
     vm_peak = int(re.search(r"^VmPeak:\s+(\d+) kB", run.stdout, re.M).group(1)) * 1024

@@ -2,155 +2,42 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import traceback
-
-import typer
-
-# isort: off
-# Registration order is the order `voicecoach --help` lists the commands in.
-from voicecoach.cli import routines as _routines  # noqa: F401
-from voicecoach.cli import export as _export  # noqa: F401
-from voicecoach.cli import play as _play  # noqa: F401
-from voicecoach.cli import make as _make  # noqa: F401
-from voicecoach.cli import safety as _safety  # noqa: F401
-from voicecoach.cli import serve as _serve  # noqa: F401
-# isort: on
-from voicecoach import cancel
-from voicecoach.cli.app import CLOSED_STREAMS, app
-from voicecoach.cli.options import finite_numbers
-from voicecoach.errors import VoicecoachError, os_fault
 
 __all__ = ["app", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI: every known failure becomes one line on stderr and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
-        os.environ.get("VOICECOACH_DEBUG")
-    )
-    _open_closed_streams()
-    _tolerant_streams()
-    devnull_before = _stdout_is_devnull()
-    try:
-        command = finite_numbers(typer.main.get_command(app))
-        code = command.main(args=argv, prog_name="voicecoach", standalone_mode=False)
-    except cancel.Interrupted as stop:
-        _fail("stopped", stop.exit_code)
-    except VoicecoachError as exc:
-        if debug:
-            traceback.print_exc()
-        if cancel.requested():  # a fault that a signal caused (a cut utterance): it was a stop
-            _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
-        _fail(exc.line(), exc.exit_code, located=exc.located)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("stopped", 130)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except SystemExit as exc:
-        # click and rich meet a closed pipe themselves and exit 1 (click wraps the streams,
-        # rich points stdout at /dev/null). A Unix tool whose reader has gone exits 0.
-        if exc.code == 1 and (type(sys.stdout).__name__ == "PacifyFlushWrapper"
-                              or (_stdout_is_devnull() and not devnull_before)):
-            _quiet_broken_pipe()
-        raise
-    except OSError as exc:  # a file or folder the user can meet: say which, and what to do
-        if debug:
-            traceback.print_exc()
-        if cancel.requested():  # e.g. the terminal a hangup closed, written to on the way out
-            _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
-        fault = os_fault(exc, f"using {exc.filename}" if exc.filename else "writing the output")
-        _fail(fault.line(), fault.exit_code)
-    except Exception as exc:  # the last rung: a fault we did not foresee still gets one line
-        if _is_usage_error(exc):
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see `{ctx.command_path} --help`)" if ctx else " (see `voicecoach --help`)"
-            if not exc.format_message():  # type: ignore[attr-defined]
-                sys.exit(2)  # no command given: the help was already printed
-            _fail(f"error: {exc.format_message()}{hint}", 2)  # type: ignore[attr-defined]
-        if debug:
-            traceback.print_exc()
-        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
-    _exit(code if isinstance(code, int) else 0)
+    """Run the CLI: every known failure becomes one line on stderr and an exit code.
+
+    An export that a remembered check finds up to date is answered before Typer, rich and the
+    routine model are imported (voicecoach.coach.memo); everything else runs the commands."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    if sys.stdout is not None and sys.stderr is not None:
+        from voicecoach import coach
+
+        answer = coach.replay_up_to_date(args)
+        if answer is not None:
+            from voicecoach.cli.exits import _exit, _quiet_broken_pipe
+
+            said, told = answer
+            try:
+                sys.stderr.write(told)
+                sys.stderr.flush()
+                sys.stdout.write(said)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _quiet_broken_pipe()
+            _exit(0)
+            return
+    from voicecoach.cli.run import main as run
+
+    run(argv)
 
 
-def _open_closed_streams() -> None:
-    # Started with a standard stream closed (`voicecoach list >&-`): Python leaves it None, and
-    # the first print or flush would be a traceback. What has nowhere to go goes to /dev/null.
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        if getattr(sys, name) is None:
-            CLOSED_STREAMS.add(name)
-            with contextlib.suppress(OSError):
-                os.fstat(fd)
-                continue  # the descriptor is open after all (taken by something else)
-            null = os.open(os.devnull, os.O_WRONLY)
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
-            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="replace", closefd=False))  # noqa: SIM115
+def __getattr__(name: str) -> object:
+    if name == "app":
+        from voicecoach.cli import run
 
-
-def _tolerant_streams() -> None:
-    # A terminal or pipe whose encoding cannot show a character gets "?" for it, not a crash.
-    for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
-            with contextlib.suppress(Exception):
-                stream.reconfigure(errors="replace")
-
-
-def _stdout_is_devnull() -> bool:
-    try:
-        here, null = os.fstat(1), os.stat(os.devnull)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
-
-
-def _is_usage_error(exc: Exception) -> bool:
-    # Typer's usage errors come from click (vendored in newer typer): recognise them by shape.
-    return hasattr(exc, "format_message") and getattr(exc, "exit_code", None) == 2
-
-
-def _exit(code: int) -> None:
-    if code in cancel.EXIT_CODES.values():
-        _exit_now(code)
-    # The work is done (or has failed and said so): a signal arriving while the interpreter
-    # shuts down (joining helper threads) would only print "Exception ignored" noise. One that
-    # came before, after the last check, still makes this an interrupted run: never exit 0.
-    cancel.ignore()
-    if cancel.requested() and code == 0:
-        print("stopped", file=sys.stderr)
-        _exit_now(cancel.Interrupted(cancel.signum()).exit_code)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except (OSError, ValueError):
-        pass
-    sys.exit(code)
-
-
-def _exit_now(code: int) -> None:
-    """Leave at once after an interruption: every cleanup (`finally`) has already run on the way
-    here, and waiting for helper threads at interpreter shutdown could print their tracebacks."""
-    cancel.leave(code)
-
-
-def _fail(line: str, code: int, *, located: bool = False) -> None:
-    # Only a line that starts with its FILE:LINE:COL goes without `error: `: the error says so,
-    # as a path at the start of a message ("s.txt: ...") is no location.
-    # The terminal may be gone (SIGHUP): a line that cannot be written is not a second failure.
-    with contextlib.suppress(OSError, ValueError):
-        print(line if located or line.startswith(("error", "internal", "stopped"))
-              else f"error: {line}", file=sys.stderr)
-    _exit(code)
-
-
-def _quiet_broken_pipe() -> None:
-    # The reader went away (e.g. `| head`): the output was wanted no further, which is
-    # success for a Unix tool; no second error from flushing at shutdown either.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
+        return run.app
+    raise AttributeError(f"module 'voicecoach.cli' has no attribute {name!r}")

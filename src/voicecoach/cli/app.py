@@ -11,6 +11,8 @@ from voicecoach import __version__
 #: Standard streams that were closed when voicecoach started (`>&-`): they write to /dev/null,
 #: and a command whose product is its output (`export -o -`) refuses to run.
 CLOSED_STREAMS: set[str] = set()
+#: The arguments the command line was run with (an export remembers its answer under them).
+ARGV: list[str] = []
 
 app = typer.Typer(
     name="voicecoach",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from voicecoach import coach
-from voicecoach.cli.app import CLOSED_STREAMS, app
+from voicecoach.cli.app import ARGV, CLOSED_STREAMS, app
 from voicecoach.cli.options import (
     _D,
     ChimesOpt,
@@ -96,15 +96,31 @@ def export(
     chosen.sound()
     coach.speech(chosen)
     chosen.export_options()
+    start = coach.start_memo(routine, chosen)
+    told: list[str] = []  # notices come from the inputs: an answer from memory repeats them
+    # Answers given at the terminal change the inputs: such a run is not remembered.
+    unremembered: list[object] = []
+
+    def notify(notice: coach.Notice) -> None:
+        told.append(notice.text)
+        tell(notice)
+
+    def prompt(questions):  # type: ignore[no-untyped-def]
+        answers = ask_screening(questions)
+        if answers is not None:
+            unremembered.append(answers)
+        return answers
+
     sources = (
         [(coach.resolve(routine, chosen, screening_prompt=ask_screening, notify=tell), output)]
         if routine is not None
         else [(path, None) for path in coach.bundled()]
     )
     jobs = coach.plan_exports(sources, chosen, split=split, folder=all_dir,
-                              skip_refused=routine is None, screening_prompt=ask_screening,
-                              notify=tell, i_understand=i_understand)
+                              skip_refused=routine is None, screening_prompt=prompt,
+                              notify=notify, i_understand=i_understand)
     described: list[dict[str, object]] = []
+    fresh: list = []  # type: ignore[type-arg]
     for job in jobs:
         tracks = None if force or to_stdout else coach.fresh_tracks(job, chosen, split=split)
         up_to_date = tracks is not None
@@ -118,8 +134,28 @@ def export(
             for track in tracks:
                 typer.echo(_describe(track, "up to date:" if up_to_date else "Wrote"),
                            err=to_stdout)
+        if not to_stdout and not unremembered:
+            described_again = tracks if up_to_date else coach.written_tracks(job, chosen,
+                                                                             split=split)
+            if described_again is None:
+                unremembered.append(job)  # changed already: the next run checks it the full way
+            else:
+                fresh.extend(described_again)
     if as_json:
         typer.echo(json.dumps(described, indent=2, ensure_ascii=False))
+    if not to_stdout and not unremembered:
+        # What the same command will print while nothing changes: it is answered from this.
+        coach.remember_export(ARGV, start, jobs, chosen, _said(fresh, as_json),
+                              "".join(f"{text}\n" for text in told))
+
+
+def _said(tracks, as_json: bool) -> str:  # type: ignore[no-untyped-def]
+    """What an export prints when `tracks` are up to date."""
+    if as_json:
+        text = json.dumps([{**t.as_json(), "up_to_date": True} for t in tracks], indent=2,
+                          ensure_ascii=False)
+        return text + "\n"
+    return "".join(_describe(t, "up to date:") + "\n" for t in tracks)
 
 
 def _describe(track, verb: str) -> str:  # type: ignore[no-untyped-def]

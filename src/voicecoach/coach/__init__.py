@@ -64,6 +64,10 @@ __all__ = [
     "plan_json",
     "prepare",
     "record",
+    "remember_export",
+    "replay_up_to_date",
+    "start_memo",
+    "written_tracks",
 ]
 
 #: What front ends may use from the stages above the core, loaded on first use (miniaudio is
@@ -692,6 +696,89 @@ def fresh_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> 
                          settings.export_options(), split=split)
     except (OSError, ValueError):
         return None  # changed since it was checked: made again
+
+
+class MemoStart(NamedTuple):
+    """What an export command saw of its inputs as it began (see remember_export)."""
+
+    started_ns: int
+    spec: str | None
+    inputs: dict[str, str | None]
+
+
+def replay_up_to_date(argv: Sequence[str]) -> tuple[str, str] | None:
+    """What this export command printed (stdout, stderr) last time it found or made its files,
+    when nothing it depends on has changed since (voicecoach.coach.memo); None: run it."""
+    from voicecoach.coach import memo
+
+    return memo.replay(argv)
+
+
+def start_memo(spec: str | None, settings: Settings) -> MemoStart:
+    """Read the export's inputs before anything else is: a memo pairs a key only with inputs
+    that were the same before and after the key was made."""
+    return MemoStart(time.time_ns(), spec, _export_inputs(spec, settings))
+
+
+def _export_inputs(spec: str | None, settings: Settings) -> dict[str, str | None]:
+    from voicecoach.coach import memo
+    from voicecoach.routine.library import bundled_dir
+    from voicecoach.safety.rules import screening_path
+
+    folder = bundled_dir()
+    paths = [folder, *(sorted(folder.iterdir()) if folder.is_dir() else []), screening_path()]
+    if spec is not None:
+        paths.append(Path(spec).expanduser())
+    if settings.music is not None:
+        paths.append(settings.music)
+    return memo.contents(paths)
+
+
+def written_tracks(job: ExportJob, settings: Settings, *,
+                   split: bool = False) -> list[Track] | None:
+    """The tracks `job` has just written, described from the files as an up-to-date export
+    describes them (no digest: they were sealed as they were written); None when they cannot
+    be read back (changed already: nothing is remembered)."""
+    from voicecoach.export.tracks import read_back
+
+    try:
+        return read_back(job.decision.routine, job.estimate, job.dest,
+                         settings.export_options(), split=split)
+    except (OSError, ValueError):
+        return None
+
+
+def remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
+                    settings: Settings, said: str, told: str = "") -> None:
+    """Remember that `argv` finds `jobs` up to date and prints `said` (and the notices `told`
+    on stderr), when its inputs did not
+    change while it ran and its engine is espeak-ng (whose files can be stat'ed)."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):  # without a memo the next run is slower
+        _remember_export(argv, start, jobs, settings, said, told)
+
+
+def _remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[ExportJob],
+                     settings: Settings, said: str, told: str) -> None:
+    from voicecoach.coach import memo
+    from voicecoach.speech.espeak import espeak_data_path, espeak_library_path
+
+    engine, _, _ = speech(settings)
+    library = Path(espeak_library_path())
+    if engine.name != "espeak" or not library.is_absolute() or not jobs:
+        return
+    if _export_inputs(start.spec, settings) != start.inputs:
+        return
+    data = espeak_data_path()
+    engine_files = [library, *([data, data / "voices", data / "lang", data / "phontab"]
+                               if data is not None else [])]
+    memo.remember(argv, started_ns=start.started_ns, inputs=start.inputs,
+                  sessions={job.decision.routine.id: job.decision.verdict.sessions_before
+                            for job in jobs},
+                  engine=engine_files,
+                  key=[job.key for job in jobs for _ in job.files],
+                  files=[f for job in jobs for f in job.files], said=said, told=told)
 
 
 def default_output(routine_id: str, *, folder: Path | None = None, split: bool = False) -> Path:
