@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 #: Heavy packages no command below needs: numpy (mixing), the server, live play, the speech
 #: engine's second backend. An unchanged export also needs no tags writer nor help formatter.
 HEAVY = {"numpy", "starlette", "uvicorn", "miniaudio", "pyttsx3", "pydub"}
@@ -95,6 +97,7 @@ def _flip(path: Path, at: int) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+@pytest.mark.slow  # a sweep: an export process per kind of change
 def test_every_kind_of_change_still_rebuilds(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Each change after the answer was remembered: the routine's text (same length), options,
     the voice, the track's audio bytes and its tags (times put back), and the transcript. The
