@@ -49,6 +49,12 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "voicecoach", *args]
 
 
+def clip_files(cache: Path) -> list[Path]:
+    """The clip cache's entries: the remembered export answers (voicecoach.coach.memo, renewed
+    by every export) share its folder but are not speech."""
+    return [p for p in cache.rglob("*") if p.is_file() and "up-to-date" not in p.parts]
+
+
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if PART in p.name]
 
@@ -386,8 +392,8 @@ def test_a_full_disk_gives_one_clear_error_and_nothing_partial(workdir: dict, li
     assert proc.stderr.count("\n") == 1 and "disk full" in proc.stderr, proc.stderr
     assert not dest.exists() and not leftovers(folder)
     cache = ClipCache(Path(os.environ["VOICECOACH_CACHE_DIR"]))
-    for entry in Path(os.environ["VOICECOACH_CACHE_DIR"]).rglob("*"):
-        if entry.is_file() and PART not in entry.name and not entry.name.startswith("."):
+    for entry in clip_files(Path(os.environ["VOICECOACH_CACHE_DIR"])):
+        if PART not in entry.name and not entry.name.startswith("."):
             assert cache.get(entry.stem) is not None, entry
     again = subprocess.run(cli("export", "r.yaml", "-o", dest.name), cwd=folder,
                            capture_output=True, text=True)
@@ -400,7 +406,7 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
     first = subprocess.run(cli("export", "r.yaml", "-o", "a.mp3", "--json"), cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True)
     duration = json.loads(first.stdout)[0]["duration"]
-    entries = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    entries = sorted(clip_files(tmp_path / "cache"))
     assert len(entries) > 5
     rng = random.Random(SEED)
     damaged = rng.sample(entries, k=len(entries) // 2)
@@ -429,13 +435,11 @@ def test_a_damaged_cache_is_detected_and_repaired(tmp_path: Path) -> None:
     # (A damaged entry that no export reads any more may stay; it would be caught if read.)
     # (inode, size): a rewritten entry is a new file (written beside it, then renamed), while
     # reading one only touches its time (recently used).
-    before = {p: (p.stat().st_ino, p.stat().st_size)
-              for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    before = {p: (p.stat().st_ino, p.stat().st_size) for p in clip_files(tmp_path / "cache")}
     third = subprocess.run(cli("export", "r.yaml", "-o", "c.mp3", "--json"), cwd=tmp_path,
                            env=env, capture_output=True, text=True)
     assert third.returncode == 0, third.stderr
-    after = {p: (p.stat().st_ino, p.stat().st_size)
-             for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    after = {p: (p.stat().st_ino, p.stat().st_size) for p in clip_files(tmp_path / "cache")}
     assert after == before, f"the cache was still being repaired (seed {SEED})"
     assert json.loads(third.stdout)[0]["duration"] == json.loads(second.stdout)[0]["duration"]
 
