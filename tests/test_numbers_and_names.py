@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from voicecoach.cli import app, main
+from voicecoach.cli.run import app, main
 from voicecoach.errors import RoutineErrors
 from voicecoach.routine.durations import parse_duration
 from voicecoach.routine.loader import load_routine

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import voicecoach.plan.timeline as timeline
 from voicecoach import coach
-from voicecoach.cli.app import app
+from voicecoach.cli.run import app
 
 TINY = """\
 title: Tiny plans

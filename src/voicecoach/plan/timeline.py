@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 from voicecoach.audio.pcm import SAMPLE_RATE
@@ -617,22 +617,24 @@ def on_grid(
     with their events."""
     holds = {b.start for b in blocks if b.kind == "hold"}
     moved: dict[int, int] = {}
-    out: list[Event] = []
+    starts: list[int] = []
     at = 0
     for event in events:
         start = max(-(-event.start // grid) * grid, at)
         moved[event.start] = start
-        if out:
-            out[-1] = replace(out[-1], length=start - out[-1].start)
-        out.append(replace(event, start=start))
+        starts.append(start)
         keep = max(gap, room) if event.start in holds else gap
         need = event.speech + min(keep, event.length - event.speech)
         at = -(-(start + need) // grid) * grid
-    if out:
-        last = out[-1]
-        end = max(at, last.start + -(-last.length // grid) * grid)
-        moved[events[-1].end] = end
-        out[-1] = replace(last, length=end - last.start)
+    out: list[Event] = []
+    if events:
+        last = events[-1]
+        end = max(at, starts[-1] + -(-last.length // grid) * grid)
+        moved[last.end] = end
+        # Each event lasts until the next one starts (built once: a planner runs this for every
+        # candidate session `make` weighs, and dataclasses.replace costs more than the rest).
+        out = [Event(e.kind, e.text, e.exercise, start, following - start, e.speech)
+               for e, start, following in zip(events, starts, [*starts[1:], end], strict=True)]
     shifted = [
         Block(b.kind, moved[b.start], moved[b.start] + (b.speech_end - b.start), moved[b.end])
         for b in blocks
