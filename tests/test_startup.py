@@ -87,6 +87,21 @@ def test_an_unchanged_export_is_answered_before_the_command_line_loads(tmp_path:
     assert out.startswith("Wrote r.mp3"), out
 
 
+@pytest.mark.parametrize("way", ["remembered", "--force"])
+def test_an_answer_that_cannot_be_written_is_one_line(tmp_path: Path, way: str) -> None:
+    """stdout on a full disk: the remembered answer fails as the full way does, in one line."""
+    (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
+    export = ["export", "r.yaml", "-o", "r.mp3", "--transcript"]
+    _run(export, tmp_path)
+    _run(export, tmp_path)  # now remembered
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "voicecoach", *export,
+                               *(["--force"] if way == "--force" else [])],
+                              cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "disk full" in done.stderr, done.stderr
+
+
 def _flip(path: Path, at: int) -> None:
     """Change one byte in place and put the times back: only ctime tells."""
     st = path.stat()

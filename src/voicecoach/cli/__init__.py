@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
 
         answer = coach.replay_up_to_date(args)
         if answer is not None:
-            from voicecoach.cli.exits import _exit, _quiet_broken_pipe
+            from voicecoach.cli.exits import _exit, _fail, _quiet_broken_pipe
 
             said, told = answer
             try:
@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
                 sys.stdout.flush()
             except BrokenPipeError:
                 _quiet_broken_pipe()
+            except OSError as exc:  # a full disk, a lost terminal: one line, as on the long path
+                from voicecoach.errors import os_fault
+
+                fault = os_fault(exc, "writing the output")
+                _fail(fault.line(), fault.exit_code)
             _exit(0)
             return
     from voicecoach.cli.run import main as run
