@@ -4,6 +4,7 @@ whole, makes them rebuild. Real speech, real ffmpeg, real history."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -307,7 +308,16 @@ def test_split_parts_are_fresh_only_as_a_whole(job_of) -> None:
     assert not coach.is_fresh(job)
     playlist.write_bytes(kept)
     assert coach.is_fresh(job)
-    last = sorted(job.dest.glob("*.mp3"))[-1]
+    # One part of the set in another's place (copied over it, or two swapped): not that part.
+    parts = sorted(job.dest.glob("*.mp3"))
+    assert len(parts) > 2
+    originals = {p: p.read_bytes() for p in parts}
+    for a, b in itertools.permutations(parts, 2):
+        a.write_bytes(originals[b])
+        assert not coach.is_fresh(job), (a.name, b.name)
+        a.write_bytes(originals[a])
+    assert coach.is_fresh(job)
+    last = parts[-1]
     last.unlink()
     assert not coach.is_fresh(job)
 

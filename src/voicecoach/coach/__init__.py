@@ -646,6 +646,14 @@ class ExportJob:
     #: with the companions (transcript, playlist) that MP3 vouches for.
     key: str = ""
     files: tuple[tuple[Path, tuple[Path, ...]], ...] = ()
+    split: bool = False
+
+    def key_of(self, track: Path) -> str:
+        """The key `track` carries: a --split part's names its own file too, so that one part
+        of a set never passes for another (voicecoach.export.freshness.part_key)."""
+        from voicecoach.export.freshness import part_key
+
+        return part_key(self.key, track.name) if self.split else self.key
 
 
 def export_key(decision: Decision, settings: Settings, *, split: bool = False) -> str:
@@ -680,7 +688,7 @@ def is_fresh(job: ExportJob) -> bool:
     from voicecoach.export.freshness import is_fresh as fresh
 
     return bool(job.key and job.files) and all(
-        fresh(track, job.key, companions) for track, companions in job.files)
+        fresh(track, job.key_of(track), companions) for track, companions in job.files)
 
 
 def fresh_tracks(job: ExportJob, settings: Settings, *, split: bool = False) -> list[Track] | None:
@@ -777,7 +785,7 @@ def _remember_export(argv: Sequence[str], start: MemoStart, jobs: Sequence[Expor
                   sessions={job.decision.routine.id: job.decision.verdict.sessions_before
                             for job in jobs},
                   engine=engine_files,
-                  key=[job.key for job in jobs for _ in job.files],
+                  key=[job.key_of(track) for job in jobs for track, _ in job.files],
                   files=[f for job in jobs for f in job.files], said=said, told=told)
 
 
@@ -827,7 +835,7 @@ def plan_exports(
         files = () if dest == STDOUT else tuple(
             expected_files(routine, estimate, dest, export_options, split=split))
         jobs.append(ExportJob(decision, dest, estimate,
-                              export_key(decision, settings, split=split), files))
+                              export_key(decision, settings, split=split), files, split))
     outputs.check()
     return jobs
 

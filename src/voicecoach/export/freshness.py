@@ -67,6 +67,12 @@ def check_value(companions: Mapping[str, str]) -> str:
     return f"{_UNSEALED.decode()} {json.dumps(files, sort_keys=True)}"
 
 
+def part_key(key: str, name: str) -> str:
+    """The key a --split part carries: the set's, and the part's own file name, so a part
+    copied or moved over another of its set is not that part."""
+    return f"{key} {name}"
+
+
 def seal(track: Path) -> None:
     """Write the digest of every byte of `track` but the digest's own into its check value, in
     place (raises OSError, or ValueError for a track without a blank check)."""

@@ -173,7 +173,9 @@ def _write_part(plan: Plan, routine: Routine, prepared: Prepared | LazyPrepared,
                      comment=_comment(routine), track=(number, count),
                      length_ms=_ms(plan, end - start))
     encode_mp3(prepared.stream(start, end), dest, bitrate=options.bitrate, rate=plan.rate,
-               finish=partial(_finish, tags=tags, key=key, companions=companions),
+               finish=partial(_finish, tags=tags,
+                              key=None if key is None else freshness.part_key(key, dest.name),
+                              companions=companions),
                on_progress=on_progress)
     extras: tuple[Path, ...] = ()
     if options.transcript:
