@@ -137,12 +137,18 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
                                            or not screening.rules_out_manipulation)
         _assert_limits_kept(entry.exercise, done, moment, request.day)
         _assert_scaled_sensibly(entry, ex)
-    roles = [ex.role for ex in routine.exercises]
+    _assert_stretched_around_each_crack([ex.role for ex in routine.exercises])
+    return "made"
+
+
+def _assert_stretched_around_each_crack(roles: list[Role]) -> None:
+    """"Stretch before and after": gentle moves before the first crack, and each crack followed
+    at once by a stretch or a cool-down (so no two cracks in a row)."""
     cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
     if cracks:
         assert GENTLE_BEFORE & set(roles[:cracks[0]]), roles
-        assert cracks[-1] + 1 < len(roles) and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
-    return "made"
+    for i in cracks:
+        assert i + 1 < len(roles) and roles[i + 1] in STRETCH_AFTER, roles
 
 
 @pytest.mark.parametrize("request_", [
@@ -164,10 +170,7 @@ def test_the_audits_requests(request_: Request, tmp_path: Path, measure) -> None
         plan = build_plan(made.routine, Settings().plan_options(purpose), measure)
         assert abs(plan.duration - target) <= 0.10 * target, (purpose, plan.duration)
     _assert_none_dominates(plan, target)
-    roles = [ex.role for ex in made.routine.exercises]
-    cracks = [i for i, role in enumerate(roles) if role is Role.self_manipulation]
-    if cracks:
-        assert roles[cracks[-1] + 1:][:1] and roles[cracks[-1] + 1] in STRETCH_AFTER, roles
+    _assert_stretched_around_each_crack([ex.role for ex in made.routine.exercises])
 
 
 def _assert_none_dominates(plan, target: float) -> None:  # type: ignore[no-untyped-def]

@@ -299,8 +299,9 @@ def _order(pool: Sequence[Entry], request: Request, facts: Facts) -> list[tuple[
 
 
 def arrange(chosen: Sequence[Entry]) -> list[Entry] | None:
-    """Session order: warm-ups, stretches and mobilisation, then cracking moves, then a stretch
-    after them and the cool-down. None when cracking moves lack a gentle move on either side."""
+    """Session order: warm-ups, stretches and mobilisation, then each cracking move followed by
+    a stretch (the last by the cool-down when there is one), then the rest. None when a cracking
+    move lacks a gentle move before or a stretch after it."""
     rank = {Role.warm_up: 0, Role.stretch: 1, Role.mobilisation: 2, Role.self_manipulation: 3,
             Role.cool_down: 5}
     ordered = sorted(chosen, key=lambda e: (rank[e.role], e.level != Level.beginner))
@@ -310,15 +311,20 @@ def arrange(chosen: Sequence[Entry]) -> list[Entry] | None:
     if len(cracks) > MAX_MANIPULATION:
         return None
     gentle = [e for e in ordered if e.role is not Role.self_manipulation]
-    after = next((e for e in reversed(gentle) if e.role is Role.cool_down), None) or next(
+    last = next((e for e in reversed(gentle) if e.role is Role.cool_down), None) or next(
         (e for e in reversed(gentle) if e.role in AFTER), None)
-    if after is None:
+    if last is None:
         return None
-    before = [e for e in gentle if e is not after and e.role is not Role.cool_down]
+    # "Stretch before and after": every crack but the last is followed by a stretch of its own.
+    others = [e for e in reversed(gentle) if e.role in AFTER and e is not last]
+    afters = [*others[:len(cracks) - 1], last]
+    if len(afters) < len(cracks):
+        return None
+    before = [e for e in gentle if e not in afters and e.role is not Role.cool_down]
     if not any(e.role in BEFORE for e in before):
         return None
-    rest = [e for e in gentle if e is not after and e not in before]
-    return [*before, *cracks, after, *rest]
+    rest = [e for e in gentle if e not in afters and e not in before]
+    return [*before, *(m for pair in zip(cracks, afters, strict=True) for m in pair), *rest]
 
 
 # -- timing ----------------------------------------------------------------------------------
