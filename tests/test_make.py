@@ -107,7 +107,8 @@ def _check_one(rng: random.Random, folder: Path, library, measure) -> str:  # ty
     except Refusal as exc:
         assert exc.line().strip() and "\n" not in exc.line(), exc.line()
         assert not compose.MIN_MINUTES <= request.minutes <= compose.MAX_MINUTES or any(
-            word in exc.message for word in ("no exercise is left", "at most", "fits", "mostly")
+            word in exc.message for word in ("no exercise is left", "at most", "fits", "mostly",
+                                             "no session can be made")
         ), exc.line()
         return "refused"
     path = folder / "made.yaml"
@@ -378,6 +379,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     (["--equipment", "none", "--focus", "hips"], "no exercise is left: the focus ruled out"),
     (["--equipment", "chair", "--gentle", "--focus", "neck", "--minutes", "30"],
      "a session lasts at most"),
+    # Under the least one may ask for: no "ask for fewer minutes", and one minute, not "minutes".
+    (["--minutes", "2", "--focus", "mid back", "--equipment", "foam roller", "--date",
+      "2026-12-01"], "a session lasts at most 1 minute, not 2 (add --equipment or widen"),
     (["--date", "2025-02-30"], "--date '2025-02-30' is not a date"),
     (["-o", "s.txt"], "s.txt: a made session is a routine file ending in .yaml (e.g. -o s.yaml)"),
     (["-o", "/dev/null"], "a made session is a routine file ending in .yaml"),

@@ -436,22 +436,27 @@ def compose(
     chosen, fit, seconds = _choose(_order(shares, request, facts), timer, target)
     if not chosen:
         shortest = min(timer.seconds([e], SHORTEST) for e in pool)
+        if shortest <= target * (1 + AIM):  # short enough: what is left cannot be arranged
+            eligible_ones = counted(len(pool), "eligible exercise")
+            raise Refusal(f"no session can be made from the {eligible_ones}: a cracking move "
+                          "needs a gentle move before it and a stretch after it",
+                          fix=_loosen("your ratings") + ", or widen --focus")
         raise Refusal(f"nothing fits in {request.minutes:g} minutes: the shortest eligible "
                       f"exercise takes {shortest / 60:.1f} minutes", fix="ask for more minutes")
     if timer.worst(chosen, fit, target) > ACCEPT * target:
         most = timer.seconds(chosen, Fit(SCALE_MAX, _slots(chosen, timer.sets), REST_MAX)) / 60
         if seconds < target:
+            more = "add --equipment or widen --focus for more exercises"
             raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session lasts at "
-                          "most "
-                          f"{most:.0f} minutes, not {request.minutes:g}",
-                          fix="ask for fewer minutes, or add "
-                          "--equipment or widen --focus for more exercises")
+                          f"most {counted(round(most), 'minute')}, not {request.minutes:g}",
+                          fix=more if round(most) < MIN_MINUTES else "ask for fewer minutes, or "
+                          + more)
         raise Refusal(f"no eligible exercise fits in {request.minutes:g} minutes",
                       fix="ask for more minutes")
     one = timer.dominant(chosen, fit, target)
     if one is not None:
-        raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a {request.minutes:g}-"
-                      f"minute session would be mostly {one}",
+        raise Refusal(f"with {counted(len(pool), 'eligible exercise')}, a session of "
+                      f"{request.minutes:g} minutes would be mostly {one}",
                       fix="ask for fewer minutes, or add --equipment or widen --focus for more "
                       "exercises")
     data, routine = timer.routine(chosen, fit)
