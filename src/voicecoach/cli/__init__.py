@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> None:
             except BrokenPipeError:
                 _quiet_broken_pipe()
             except OSError as exc:  # a full disk, a lost terminal: one line, as on the long path
+                from voicecoach import cancel
                 from voicecoach.errors import os_fault
 
+                if cancel.requested():  # the terminal a hangup closed: that was a stop
+                    _fail("stopped", cancel.Interrupted(cancel.signum()).exit_code)
                 fault = os_fault(exc, "writing the output")
                 _fail(fault.line(), fault.exit_code)
             _exit(0)

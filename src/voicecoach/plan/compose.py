@@ -23,9 +23,8 @@ from voicecoach.routine.names import slug
 from voicecoach.routine.wording import Wording, counted, wording
 
 MIN_MINUTES, MAX_MINUTES = 2, 90
-#: A made session's length lands within this share of the request (the promise is 10%).
+#: A made session's length aims within this share of the request (the promise is 10%).
 AIM = 0.05
-TOLERANCE = 0.10
 #: A made session is accepted only this close to the request on every timeline it is played on
 #: (plan.lead_in.LEAD_INS: live play, a phone, an export): well inside the promise.
 ACCEPT = 0.08
