@@ -37,6 +37,24 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("VOICECOACH_DEBUG", None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # pytest-xdist hands tests out in this order, the first ones round the workers in turn: a
+    # long test collected last would run alone while the other workers sit idle. The long ones
+    # go first, the shares of one long test dealt apart (the first share of each, then the
+    # second...) so that its shares do not all run at once; the short ones fill in around them.
+    seen: dict[tuple[str, str], int] = {}
+
+    def order(pair: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        position, item = pair
+        if item.get_closest_marker("long") is None:
+            return (1, 0, position)
+        function = (item.nodeid.split("::")[0], getattr(item, "originalname", item.name))
+        seen[function] = seen.get(function, -1) + 1
+        return (0, seen[function], position)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"VOICECOACH_TEST_SEED={os.environ['VOICECOACH_TEST_SEED']} (set it to repeat this run)"
 

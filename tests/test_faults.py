@@ -304,9 +304,12 @@ def plan_difference(got: dict, want: dict, engine: str) -> str | None:
 
 
 def sweep(count: int, clean: dict[str, Clean], tmp_path: Path,
-          engines: tuple[str, ...] = ENGINES) -> None:
+          engines: tuple[str, ...] = ENGINES, part: tuple[int, int] = (0, 1)) -> None:
+    """Interrupt `count` moments chosen from the run's seed; `part` (k, n) takes the k-th of n
+    shares of them, so that the suite's workers share one storm."""
     rng = random.Random(SEED)
-    chosen = moments(count, clean, rng, engines)
+    k, n = part
+    chosen = moments(count, clean, rng, engines)[k::n]
     folders = [tmp_path / f"m{i:03d}" for i in range(len(chosen))]
     for folder in folders:
         folder.mkdir()
@@ -318,10 +321,11 @@ def sweep(count: int, clean: dict[str, Clean], tmp_path: Path,
     failed = [p for problems in found for p in problems]
     bad = sum(bool(problems) for problems in found)
     slowest = max(LATENCIES[-len(chosen):], default=0.0)
-    print(f"seed {SEED}: {len(chosen)} interruptions, {bad} found a problem; "
+    share = f" (share {k + 1} of {n})" if n > 1 else ""
+    print(f"seed {SEED}{share}: {len(chosen)} interruptions, {bad} found a problem; "
           f"slowest stop {slowest:.2f} s after its signal")
-    assert not failed, f"seed {SEED}: {bad} of {len(chosen)} interruptions went wrong:\n" + \
-        "\n".join(failed[:20])
+    assert not failed, f"seed {SEED}{share}: {bad} of {len(chosen)} interruptions went " \
+        "wrong:\n" + "\n".join(failed[:20])
 
 
 def test_interrupted_exports_keep_only_complete_work(clean_runs: dict, tmp_path: Path) -> None:
@@ -330,10 +334,16 @@ def test_interrupted_exports_keep_only_complete_work(clean_runs: dict, tmp_path:
     sweep(1, clean_runs, tmp_path, (random.Random(SEED).choice(ENGINES),))
 
 
+#: The storm's 120 moments, in shares that the suite's workers run side by side.
+STORM, SHARES = 120, 4
+
+
 @pytest.mark.slow
-def test_interruption_storm_over_every_stage_and_both_engines(clean_runs: dict,
-                                                              tmp_path: Path) -> None:
-    sweep(120, clean_runs, tmp_path)
+@pytest.mark.long
+@pytest.mark.parametrize("share", range(SHARES))
+def test_interruption_storm_over_every_stage_and_both_engines(clean_runs: dict, tmp_path: Path,
+                                                              share: int) -> None:
+    sweep(STORM, clean_runs, tmp_path, part=(share, SHARES))
 
 
 @pytest.mark.parametrize("attempts", [2, pytest.param(8, marks=pytest.mark.slow)])

@@ -103,7 +103,8 @@ LOCATED = re.compile(r"^(?P<path>.+):(\d+):(\d+): \S")
 
 
 # The fast lane tries 100 documents; the full suite 1000.
-@pytest.mark.parametrize("examples", [100, pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [
+    100, pytest.param(1000, marks=[pytest.mark.slow, pytest.mark.long])])
 def test_any_document_validates_or_fails_with_a_location(examples: int, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     settings(max_examples=examples, deadline=2000, derandomize=False,
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(

@@ -239,9 +239,10 @@ def _assert_scaled_sensibly(entry, made) -> None:  # type: ignore[no-untyped-def
     assert made.sets <= max(source.sets, compose.MAX_SETS)
 
 
-def _property(n: int, tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
+def _property(n: int, tmp_path: Path, library, measure, share: int | str) -> None:  # type: ignore[no-untyped-def]
+    """`n` random requests from the run's seed; each `share` draws its own `n`."""
     seed = _seed()
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}/{share}")
     outcomes = []
     for i in range(n):
         folder = tmp_path / f"case{i}"
@@ -249,20 +250,22 @@ def _property(n: int, tmp_path: Path, library, measure) -> None:  # type: ignore
             outcomes.append(_check_one(rng, folder, library, measure))
         except AssertionError as exc:
             raise AssertionError(
-                f"request {i} failed with VOICECOACH_TEST_SEED={seed}: {exc}"
+                f"request {i} of share {share} failed with VOICECOACH_TEST_SEED={seed}: {exc}"
             ) from None
     if n >= 50:  # a share is only a claim over many requests: 8 can all ask the impossible
         assert outcomes.count("made") >= n // 3, (outcomes, seed)
 
 
 def test_random_requests_make_valid_sessions_or_say_why(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
-    """The fast lane's share of the 200 below."""
-    _property(8, tmp_path, library, measure)
+    """The fast lane's eight requests (drawn apart from the 200 below)."""
+    _property(8, tmp_path, library, measure, "fast")
 
 
 @pytest.mark.slow
-def test_two_hundred_random_requests(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
-    _property(200, tmp_path, library, measure)
+@pytest.mark.long
+@pytest.mark.parametrize("share", range(4))  # 4 x 50, which the suite's workers run side by side
+def test_two_hundred_random_requests(tmp_path: Path, library, measure, share: int) -> None:  # type: ignore[no-untyped-def]
+    _property(50, tmp_path, library, measure, share)
 
 
 # -- variety, determinism, taste ------------------------------------------------------------
@@ -441,6 +444,7 @@ def test_export_today_from_a_fresh_data_dir(run_cli, tmp_path: Path) -> None:  #
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_play_today_lands_in_history_and_tomorrow_reacts(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The first `play today` from a fresh data dir, on a terminal (one session played in real
     time for the tests of both): it asks the screening questions before it makes the session,
@@ -450,8 +454,10 @@ def test_play_today_lands_in_history_and_tomorrow_reacts(run_cli, tmp_path: Path
     data.mkdir(exist_ok=True)
     (data / today.SETTINGS_FILE).write_text(json.dumps(
         Request(2.0, dt.date.today()).as_json()), encoding="utf-8")
-    code, _, screen = _in_terminal(["play", "today", "--audio", "none"], data, tmp_path,
-                                   timeout=400)
+    # At a quarter of the pace (holds and rests shortened, speech as made): the whole session
+    # is still played in real time, in a quarter of the suite's time.
+    code, _, screen = _in_terminal(["play", "today", "--audio", "none", "--pace", "0.25"],
+                                   data, tmp_path, timeout=400)
     assert code == 0 and "Done:" in screen, screen
     assert "because of your safety answers" not in screen and "is left out" not in screen, screen
     made = load_routine(data / today.SESSION_FILE)

@@ -92,7 +92,11 @@ CONDITIONS = {
 
 #: The fast lane keeps one command per kind of file; the whole sweep runs with the slow tests.
 FAST = {("export", "out"), ("history", "data")}
-CASES = [pytest.param(c, k, marks=() if (c, CONDITIONS[k][0]) in FAST else pytest.mark.slow)
+#: Every bundled routine exported with no cache to keep speech in: long ones.
+LONG = {("export-all", "cache")}
+CASES = [pytest.param(c, k, marks=() if (c, CONDITIONS[k][0]) in FAST else
+                      [pytest.mark.slow, pytest.mark.long] if (c, CONDITIONS[k][0]) in LONG else
+                      pytest.mark.slow)
          for c in COMMANDS for k in CONDITIONS
          if not (CONDITIONS[k][0] in ("out", "fsize") and c not in WRITES)
          # a clean play runs in real time: only its failing starts are swept

@@ -91,8 +91,10 @@ ENDINGS = {
 _SLOW = {"quit after the first exercise", "played to the end"}
 
 
-@pytest.mark.parametrize("ending", [pytest.param(e, marks=pytest.mark.slow) if e in _SLOW else e
-                                    for e in sorted(ENDINGS)])
+@pytest.mark.parametrize("ending", [
+    pytest.param(e, marks=[pytest.mark.slow, pytest.mark.long] if e == "played to the end"
+                 else pytest.mark.slow) if e in _SLOW else e
+    for e in sorted(ENDINGS)])
 def test_a_session_counts_only_if_an_exercise_was_done(
     ending: str, prepared, routine_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
