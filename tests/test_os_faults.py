@@ -93,10 +93,17 @@ CONDITIONS = {
 #: The fast lane keeps one command per kind of file; the whole sweep runs with the slow tests.
 FAST = {("export", "out"), ("history", "data")}
 #: Every bundled routine exported with no cache to keep speech in: long ones.
-LONG = {("export-all", "cache")}
-CASES = [pytest.param(c, k, marks=() if (c, CONDITIONS[k][0]) in FAST else
-                      [pytest.mark.slow, pytest.mark.long] if (c, CONDITIONS[k][0]) in LONG else
-                      pytest.mark.slow)
+UNCACHED_LIBRARY = {("export-all", "cache")}
+
+
+def _marks(command: str, condition: str) -> list[pytest.MarkDecorator]:
+    kind = (command, CONDITIONS[condition][0])
+    if kind in FAST:
+        return []
+    return [pytest.mark.slow, pytest.mark.long] if kind in UNCACHED_LIBRARY else [pytest.mark.slow]
+
+
+CASES = [pytest.param(c, k, marks=_marks(c, k))
          for c in COMMANDS for k in CONDITIONS
          if not (CONDITIONS[k][0] in ("out", "fsize") and c not in WRITES)
          # a clean play runs in real time: only its failing starts are swept
