@@ -382,22 +382,20 @@ class _Builder:
         return Cue(Kind.START, text, None, self.f(self.options.lead_in),
                    speech + max(self.gap, self.f(MIN_GAP)), speech)
 
-    def placed(self, opening: Cue) -> tuple[list[Cue], list[Block]]:
-        """The start cue, then every cue and block laid out, moved to follow it."""
+    def placed(self, opening: Cue) -> tuple[list[Cue], int]:
+        """The start cue and every cue laid out, timed from the end of the start cue (as the
+        blocks are); and where that end is."""
         at = opening.start + opening.length
-        cues = [opening, *(Cue(c.kind, c.text, c.exercise, at + c.start, c.length, c.speech)
-                           for c in self.cues)]
-        blocks = [Block(b.kind, at + b.start, at + b.speech_end, at + b.end) for b in self.blocks]
-        return cues, blocks
+        return [opening._replace(start=opening.start - at), *self.cues], at
 
     def total(self, opening: Cue) -> int:
         """The frames the plan would last after this start cue."""
-        cues, blocks = self.placed(opening)
-        return grid_starts(cues, blocks, self.gap, self.chime_room)[1]
+        cues, at = self.placed(opening)
+        return grid_starts(cues, self.blocks, self.gap, self.chime_room, at=at)[1]
 
     def plan(self, opening: Cue, exercises: list[Exercise]) -> Plan:
-        cues, blocks = self.placed(opening)
-        events, blocks = on_grid(cues, blocks, self.gap, self.chime_room)
+        cues, at = self.placed(opening)
+        events, blocks = on_grid(cues, self.blocks, self.gap, self.chime_room, at=at)
         r = self.routine
         return Plan(
             routine_id=r.id,
@@ -649,11 +647,12 @@ def place_chimes(
 
 
 def on_grid(
-    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID
+    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID, *,
+    at: int = 0,
 ) -> tuple[list[Event], list[Block]]:
-    """The cues moved onto the frame grid (see grid_starts) as events, each lasting until the
-    next one starts; the blocks (for the chimes) move with their cues."""
-    starts, end = grid_starts(cues, blocks, gap, room, grid)
+    """The cues, timed from `at`, moved onto the frame grid (see grid_starts) as events, each
+    lasting until the next one starts; the blocks (for the chimes) move with their cues."""
+    starts, end = grid_starts(cues, blocks, gap, room, grid, at=at)
     moved = {cue.start: start for cue, start in zip(cues, starts, strict=True)}
     if cues:
         moved[cues[-1].start + cues[-1].length] = end
@@ -668,23 +667,25 @@ def on_grid(
 
 
 def grid_starts(
-    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID
+    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID, *,
+    at: int = 0,
 ) -> tuple[list[int], int]:
-    """Where each cue starts on the frame grid, and where the last one ends: each at the first
-    grid point at or after its time, later still if the cue before needs it to keep its speech
-    and `gap` (never less than it had; a hold's first words keep `room` for its start chime). No
-    cue moves by more than the grid unless tight cues chain."""
+    """Where each cue (timed from `at`, as the blocks are) starts on the frame grid, and where
+    the last one ends: each at the first grid point at or after its time, later still if the cue
+    before needs it to keep its speech and `gap` (never less than it had; a hold's first words
+    keep `room` for its start chime). No cue moves by more than the grid unless tight cues
+    chain."""
     holds = {b.start for b in blocks if b.kind == "hold"}
     hold_keep = max(gap, room)
     starts: list[int] = []
-    at = 0
+    free = 0
     for cue in cues:
-        start = max(-(-cue.start // grid) * grid, at)
+        start = max(-(-(at + cue.start) // grid) * grid, free)
         starts.append(start)
         keep = hold_keep if cue.start in holds else gap
         need = cue.speech + min(keep, cue.length - cue.speech)
-        at = -(-(start + need) // grid) * grid
-    end = max(at, starts[-1] + -(-cues[-1].length // grid) * grid) if cues else at
+        free = -(-(start + need) // grid) * grid
+    end = max(free, starts[-1] + -(-cues[-1].length // grid) * grid) if cues else free
     return starts, end
 
 
