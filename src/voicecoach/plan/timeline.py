@@ -568,17 +568,21 @@ class _Builder:
 
     def phased_reps(self, ex: Exercise, side: str) -> None:
         assert ex.reps is not None
+        # Every rep after the first says the same: its cues are worked out once.
+        first = [self.phase(phase, side, later=False) for phase in ex.each_rep]
+        later = [self.phase(phase, side, later=True) for phase in ex.each_rep]
         for n in range(1, ex.reps + 1):
             if self.routine.defaults.cues.rep_counts and ex.reps > 1:
                 template = self.words.last_rep if n == ex.reps else self.words.rep
                 self.say(Kind.REP, _sentence(fill(template, count=self.words.number(n))), 0)
-            for phase in ex.each_rep:
-                self.phase(phase, side, later=n > 1)
+            for kind, text, length in later if n > 1 else first:
+                self.timed(kind, text, length, [], countdown=False)
 
-    def phase(self, phase: Phase, side: str, later: bool) -> None:
+    def phase(self, phase: Phase, side: str, later: bool) -> tuple[Kind, str, int]:
+        """A phase of a rep as a timed block: its kind, its words and its length."""
         kind = Kind.BREATH if phase.breath else Kind.INSTRUCTION
         text = phase.short if later and phase.short else phase.say
-        self.timed(kind, _fill(text, side), self.paced(phase.seconds), [], countdown=False)
+        return kind, _fill(text, side), self.paced(phase.seconds)
 
     def follow_up(self, follow: FollowUp, side: str, short: bool) -> None:
         text = _fill(follow.short if short and follow.short else follow.say, side)
