@@ -403,6 +403,36 @@ def test_refusals_are_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     assert not list(tmp_path.glob("session-*.yaml"))
 
 
+def test_the_library_follows_edits_to_the_routine_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived process (serve) keeps the loaded library, yet sees each routine file
+    edited, removed or added, even an edit of the same size that keeps the file's times."""
+    import shutil
+
+    from voicecoach.routine import library as bundled_library
+
+    folder = tmp_path / "routines"
+    shutil.copytree(bundled_library.bundled_dir(), folder)
+    monkeypatch.setattr(bundled_library, "bundled_dir", lambda: folder)
+    names = {e.exercise.name for e in today.library()}
+    assert "Chair backbend" in names
+    path = folder / "crack-your-back-alone.yaml"
+    times = path.stat()
+    path.write_text(path.read_text(encoding="utf-8").replace("Chair backbend", "Chair backbent"),
+                    encoding="utf-8")
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    edited = {e.exercise.name for e in today.library()}
+    assert "Chair backbent" in edited and "Chair backbend" not in edited
+    aside = path.rename(tmp_path / "aside.yaml")
+    assert "Chair backbent" not in {e.exercise.name for e in today.library()}
+    aside.rename(folder / "added.yaml")
+    assert "Chair backbent" in {e.exercise.name for e in today.library()}
+    # Each call hands out its own list: a caller changing it changes no other's.
+    today.library().clear()
+    assert today.library()
+
+
 def test_make_writes_a_routine_and_the_next_day_reacts_to_history(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env = _env(tmp_path)
     first = run_cli("make", "--minutes", "8", "--date", "2025-09-01", "-o", "a.yaml", env=env)

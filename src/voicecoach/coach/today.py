@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voicecoach.errors import Fault, UserError
 from voicecoach.plan import compose
@@ -38,7 +38,25 @@ def library() -> list[Entry]:
 
     found = bundled()
     order = sorted(found, key=lambda rid: (rid == DEFAULT_ROUTINE, rid))
-    return compose.entries([load_routine(found[rid]) for rid in order])
+    # Parsing is most of a small request's work, so the library is kept while the files say the
+    # same: a long-lived process (`serve`) still sees a routine edited, added or removed.
+    contents = tuple((rid, str(found[rid]), _content(found[rid])) for rid in order)
+    kept = _library.get("last")
+    if kept is None or kept[0] != contents:
+        kept = (contents, compose.entries([load_routine(found[rid]) for rid in order]))
+        _library["last"] = kept  # one assignment: a thread of `serve` sees the old or the new
+    return list(kept[1])
+
+
+#: The last library loaded, with the bytes of the files it was loaded from.
+_library: dict[str, tuple[Any, list[Entry]]] = {}
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None  # load_routine says what is wrong with it
 
 
 def speech_measure(engine: Engine, settings: VoiceSettings, cache: ClipCache) -> Measure:

@@ -335,7 +335,10 @@ class _Timer:
                  lead_ins: Sequence[float] = ()) -> None:
         self.request, self.measure, self.options = request, measure, options
         self.lead_ins = tuple(lead_ins) or (options.lead_in,)
-        self._known: dict[tuple[tuple[str, ...], Fit], float] = {}
+        #: Plans already made in this composition: the search asks for the same one repeatedly
+        #: (its length, then on every timeline, then which exercise dominates).
+        self._plans: dict[tuple[tuple[str, ...], Fit, tuple[tuple[str, int], ...], float],
+                          Plan] = {}
         #: Sets an exercise is trimmed to, so that it does not dominate (see trim).
         self.sets: dict[str, int] = {}
 
@@ -343,18 +346,27 @@ class _Timer:
         data = session_data(self.request, chosen, fit, self.sets)
         return data, Routine.model_validate({**data, "id": "today"})
 
+    def plan(self, chosen: Sequence[Entry], fit: Fit, lead_in: float | None = None) -> Plan:
+        """The plan of these exercises so fitted, with the sets trimmed so far, on the timeline
+        with this lead-in (None: the options')."""
+        lead = self.options.lead_in if lead_in is None else lead_in
+        key = (tuple(e.key for e in chosen), fit, tuple(sorted(self.sets.items())), lead)
+        if key not in self._plans:
+            _, routine = self.routine(chosen, fit)
+            options = self.options if lead == self.options.lead_in else dataclasses.replace(
+                self.options, lead_in=lead)
+            self._plans[key] = build_plan(routine, options, self.measure)
+        return self._plans[key]
+
     def worst(self, chosen: Sequence[Entry], fit: Fit, target: float) -> float:
         """The largest miss of the target over the timelines the session is played on."""
-        _, routine = self.routine(chosen, fit)
-        return max(abs(build_plan(routine, dataclasses.replace(self.options, lead_in=lead),
-                                  self.measure).duration - target) for lead in self.lead_ins)
+        return max(abs(self.plan(chosen, fit, lead).duration - target) for lead in self.lead_ins)
 
     def dominant(self, chosen: Sequence[Entry], fit: Fit, target: float) -> str | None:
         """The exercise that would take more than MOST_OF_ONE of a session of several minutes."""
         if target < SEVERAL_MINUTES * 60 or len(chosen) < 2:
             return None
-        _, routine = self.routine(chosen, fit)
-        plan = build_plan(routine, self.options, self.measure)
+        plan = self.plan(chosen, fit)
         return next((title for title, start, end in plan.chapters()[1:]
                      if plan.seconds(end - start) > MOST_OF_ONE * plan.duration), None)
 
@@ -363,13 +375,12 @@ class _Timer:
         saved = self.sets.get(e.key)
         self.sets[e.key] = sets
         try:
-            _, routine = self.routine([e], Fit())
+            plan = self.plan([e], Fit())
         finally:
             if saved is None:
                 del self.sets[e.key]
             else:
                 self.sets[e.key] = saved
-        plan = build_plan(routine, self.options, self.measure)
         _, start, end = plan.chapters()[1]
         return plan.seconds(end - start)
 
@@ -392,11 +403,7 @@ class _Timer:
         return kept
 
     def seconds(self, chosen: Sequence[Entry], fit: Fit | None = None) -> float:
-        key = (tuple(e.key for e in chosen), fit or Fit())
-        if key not in self._known:
-            _, routine = self.routine(chosen, key[1])
-            self._known[key] = build_plan(routine, self.options, self.measure).duration
-        return self._known[key]
+        return self.plan(chosen, fit or Fit()).duration
 
 
 @dataclass(frozen=True)
@@ -459,7 +466,7 @@ def compose(
                       fix="ask for fewer minutes, or add --equipment or widen --focus for more "
                       "exercises")
     data, routine = timer.routine(chosen, fit)
-    plan = build_plan(routine, options, measure)
+    plan = timer.plan(chosen, fit)
     return Composition(routine, routine_text(data, request), plan, tuple(left_out),
                        tuple(skipped), len(pool))
 

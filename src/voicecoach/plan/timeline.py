@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from voicecoach.audio.pcm import SAMPLE_RATE
 from voicecoach.errors import UserError
@@ -69,6 +70,18 @@ class Event:
     @property
     def end(self) -> int:
         return self.start + self.length
+
+
+class Cue(NamedTuple):
+    """An event as first timed, before `on_grid` moves it onto the frame grid. A tuple, as it is
+    cheaper to make: a planner times thousands for every candidate session `make` weighs."""
+
+    kind: Kind
+    text: str
+    exercise: str | None
+    start: int
+    length: int
+    speech: int
 
 
 class ChimeKind(str, Enum):
@@ -174,9 +187,15 @@ def build_plan(
                         fix="see `voicecoach history`, or add --force to do them anyway")
     check_bounds(exercises, options.pace)
     words = wording(routine.language)
-    draft = _Builder(routine, options, measure, words, draft=True).build(exercises, minutes="")
-    minutes = words.duration(60 * max(1, round(draft.total / options.rate / 60)))
-    return _Builder(routine, options, measure, words).build(exercises, minutes=minutes)
+    builder = _Builder(routine, options, measure, words)
+    builder.lay_out(exercises)
+    # The start cue says the minutes, so the session is first placed after a draft of it (the
+    # minutes left out, its speech estimated) to learn how many; nothing after the start cue
+    # depends on where it begins, so it is laid out once and placed after either.
+    draft = builder.opening("", estimate_speech(options.rate))
+    total = builder.total(draft)
+    minutes = words.duration(60 * max(1, round(total / options.rate / 60)))
+    return builder.plan(builder.opening(minutes, measure), exercises)
 
 
 def check_bounds(exercises: Sequence[Exercise], pace: float) -> None:
@@ -266,12 +285,27 @@ class _Builder:
     options: PlanOptions
     measure: Measure
     words: Wording
-    #: The first pass only needs the total: it estimates the start cue instead of measuring it.
-    draft: bool = False
-    events: list[Event] = field(default_factory=list)
+    #: Everything after the start cue, timed from its end.
+    cues: list[Cue] = field(default_factory=list)
     cursor: int = 0
     current: str | None = None
     blocks: list[Block] = field(default_factory=list)
+    # Fixed for the whole plan, so worked out once (a planner builds many plans for `make`).
+    gap: int = field(init=False)
+    #: Time after a hold's first words for its start chime, with silence on both sides.
+    chime_room: int = field(init=False)
+    chimes: bool = field(init=False)
+    ticks: bool = field(init=False)
+    #: How many numbers a countdown says (0: none).
+    countdown: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        d, o = self.routine.defaults, self.options
+        self.gap = self.f(MIN_GAP)
+        self.chime_room = self.f(2 * CHIME_GUARD + CHIME_SECONDS)
+        self.chimes = d.chimes if o.chimes is None else o.chimes
+        self.ticks = d.countdown_ticks if o.countdown_ticks is None else o.countdown_ticks
+        self.countdown = d.countdown if d.cues.countdown else 0
 
     def f(self, seconds: float) -> int:
         return round(seconds * self.options.rate)
@@ -279,32 +313,15 @@ class _Builder:
     def paced(self, seconds: float) -> int:
         return self.f(seconds * self.options.pace)
 
-    @property
-    def gap(self) -> int:
-        return self.f(MIN_GAP)
-
-    @property
-    def chimes(self) -> bool:
-        chosen = self.options.chimes
-        return self.routine.defaults.chimes if chosen is None else chosen
-
-    @property
-    def ticks(self) -> bool:
-        chosen = self.options.countdown_ticks
-        return self.routine.defaults.countdown_ticks if chosen is None else chosen
-
     # -- primitives -------------------------------------------------------------------------
 
     def say(self, kind: Kind, text: str, after: float = MIN_GAP) -> None:
         """Speak, then wait `after` seconds."""
-        if self.draft and kind == Kind.START:
-            speech = estimate_speech(self.options.rate)(text)
-        else:
-            speech = self.measure(text)
+        speech = self.measure(text)
         self._append(kind, text, speech, speech + max(self.gap, self.f(after)))
 
     def _append(self, kind: Kind, text: str, speech: int, length: int) -> None:
-        self.events.append(Event(kind, text, self.current, self.cursor, length, speech))
+        self.cues.append(Cue(kind, text, self.current, self.cursor, length, speech))
         self.cursor += length
 
     def timed(
@@ -320,14 +337,16 @@ class _Builder:
             self.blocks.append(Block(chimes, self.cursor, self.cursor + start_speech,
                                       self.cursor + length))
         placed = [(0, kind, text, start_speech)]
-        free = self._place(sorted(inner, key=lambda c: c.at), placed, start_speech + self.gap,
-                           length)
-        counts = self._countdown(length) if countdown else []
-        trial: list[tuple[int, Kind, str, int]] = []
-        # A countdown is said whole or not at all: "two, one" alone would confuse.
-        self._place(counts, trial, free, length)
-        if len(trial) == len(counts):
-            placed += trial
+        free = start_speech + self.gap
+        if inner:
+            free = self._place(sorted(inner, key=lambda c: c.at), placed, free, length)
+        if countdown and self.countdown:
+            counts = self._countdown(length)
+            trial: list[tuple[int, Kind, str, int]] = []
+            # A countdown is said whole or not at all: "two, one" alone would confuse.
+            self._place(counts, trial, free, length)
+            if len(trial) == len(counts):
+                placed += trial
         for i, (at, k, t, speech) in enumerate(placed):
             nxt = placed[i + 1][0] if i + 1 < len(placed) else length
             self._append(k, t, speech, nxt - at)
@@ -345,23 +364,56 @@ class _Builder:
         return free
 
     def _countdown(self, length: int) -> list[_Inner]:
-        n = self.routine.defaults.countdown if self.routine.defaults.cues.countdown else 0
         second = self.f(1.0)
         return [
             _Inner(length - k * second, Kind.COUNTDOWN, self.words.number(k))
-            for k in range(n, 0, -1)
+            for k in range(self.countdown, 0, -1)
             if length - k * second > 0
         ]
 
     # -- routine structure ------------------------------------------------------------------
 
-    def build(self, exercises: list[Exercise], minutes: str) -> Plan:
-        self.cursor = self.f(self.options.lead_in)
-        lead_in = self.cursor
+    def opening(self, minutes: str, measure: Measure) -> Cue:
+        """The start cue, after the lead-in, its speech timed by `measure`."""
+        w = self.words
+        template = w.start_short if self.options.detail == "short" else w.start
+        text = fill(template, title=self.routine.title, minutes=minutes)
+        speech = measure(text)
+        return Cue(Kind.START, text, None, self.f(self.options.lead_in),
+                   speech + max(self.gap, self.f(MIN_GAP)), speech)
+
+    def placed(self, opening: Cue) -> tuple[list[Cue], int]:
+        """The start cue and every cue laid out, timed from the end of the start cue (as the
+        blocks are); and where that end is."""
+        at = opening.start + opening.length
+        return [opening._replace(start=opening.start - at), *self.cues], at
+
+    def total(self, opening: Cue) -> int:
+        """The frames the plan would last after this start cue."""
+        cues, at = self.placed(opening)
+        return grid_starts(cues, self.blocks, self.gap, self.chime_room, at=at)[1]
+
+    def plan(self, opening: Cue, exercises: list[Exercise]) -> Plan:
+        cues, at = self.placed(opening)
+        events, blocks = on_grid(cues, self.blocks, self.gap, self.chime_room, at=at)
+        r = self.routine
+        return Plan(
+            routine_id=r.id,
+            title=r.title,
+            rate=self.options.rate,
+            lead_in=events[0].start,
+            events=tuple(events),
+            exercises=tuple(ex.name for ex in exercises),
+            left_out=self.options.left_out,
+            chimes=place_chimes(events, blocks, self.options.rate, chimes=self.chimes,
+                                ticks=self.ticks, countdown=r.defaults.countdown),
+        )
+
+    def lay_out(self, exercises: list[Exercise]) -> None:
+        """Every cue after the start cue, timed from its end, before it is put on the grid."""
+        self.cursor = 0
         r, w = self.routine, self.words
         short = self.options.detail == "short"
-        start = fill(w.start_short if short else w.start, title=r.title, minutes=minutes)
-        self.say(Kind.START, start, after=MIN_GAP)
         cautions = self.cautions(short)
         for i, caution in enumerate(cautions):
             self.say(Kind.CAUTION, caution, after=SETTLE if i == len(cautions) - 1 else 0.5)
@@ -371,26 +423,6 @@ class _Builder:
             self.exercise(ex)
         self.current = None
         self.say(Kind.FINISH, fill(w.finish, title=r.title), after=SETTLE)
-        self.events, self.blocks = on_grid(self.events, self.blocks, self.gap, self.chime_room)
-        self.cursor, lead_in = self.events[-1].end, self.events[0].start
-        return Plan(
-            routine_id=r.id,
-            title=r.title,
-            rate=self.options.rate,
-            lead_in=lead_in,
-            events=tuple(self.events),
-            exercises=tuple(ex.name for ex in exercises),
-            left_out=self.options.left_out,
-            chimes=place_chimes(self.events, self.blocks, self.options.rate, chimes=self.chimes,
-                                ticks=self.ticks, countdown=r.defaults.countdown),
-        )
-
-    # -- chimes -----------------------------------------------------------------------------
-
-    @property
-    def chime_room(self) -> int:
-        """Time after a hold's first words for its start chime, with silence on both sides."""
-        return self.f(2 * CHIME_GUARD + CHIME_SECONDS)
 
     def cautions(self, short: bool) -> list[str]:
         """The routine's cautions, then why any exercise is left out today. Short once familiar,
@@ -516,7 +548,7 @@ class _Builder:
         # Each part lasts its length, or as long as its cue takes to say if that is longer.
         spans = [(text, max(span, self.measure(text) + self.gap)) for text, span in cycle]
         period = sum(span for _, span in spans)
-        countdown = self.routine.defaults.countdown if self.routine.defaults.cues.countdown else 0
+        countdown = self.countdown
         stop = length - self.f(countdown + 0.5) if countdown else length
         out: list[_Inner] = []
         while at + period <= stop:
@@ -536,17 +568,21 @@ class _Builder:
 
     def phased_reps(self, ex: Exercise, side: str) -> None:
         assert ex.reps is not None
+        # Every rep after the first says the same: its cues are worked out once.
+        first = [self.phase(phase, side, later=False) for phase in ex.each_rep]
+        later = [self.phase(phase, side, later=True) for phase in ex.each_rep]
         for n in range(1, ex.reps + 1):
             if self.routine.defaults.cues.rep_counts and ex.reps > 1:
                 template = self.words.last_rep if n == ex.reps else self.words.rep
                 self.say(Kind.REP, _sentence(fill(template, count=self.words.number(n))), 0)
-            for phase in ex.each_rep:
-                self.phase(phase, side, later=n > 1)
+            for kind, text, length in later if n > 1 else first:
+                self.timed(kind, text, length, [], countdown=False)
 
-    def phase(self, phase: Phase, side: str, later: bool) -> None:
+    def phase(self, phase: Phase, side: str, later: bool) -> tuple[Kind, str, int]:
+        """A phase of a rep as a timed block: its kind, its words and its length."""
         kind = Kind.BREATH if phase.breath else Kind.INSTRUCTION
         text = phase.short if later and phase.short else phase.say
-        self.timed(kind, _fill(text, side), self.paced(phase.seconds), [], countdown=False)
+        return kind, _fill(text, side), self.paced(phase.seconds)
 
     def follow_up(self, follow: FollowUp, side: str, short: bool) -> None:
         text = _fill(follow.short if short and follow.short else follow.say, side)
@@ -575,18 +611,25 @@ def place_chimes(
 
     guard = f(CHIME_GUARD)
     placed: list[Chime] = []
+    # The placed chimes in time order. They never overlap, so their ends rise with their starts:
+    # as for speech, only the last one that starts before a new chime ends can reach it.
+    taken: list[int] = []
+    taken_ends: list[int] = []
 
     def clear(at: int, length: int) -> bool:
         lo, hi = at - guard, at + length + guard
         i = bisect.bisect_left(starts, hi)
         if i and spans[i - 1][1] > lo:
             return False
-        return all(c.end + guard // 2 <= at or at + length + guard // 2 <= c.start
-                   for c in placed)
+        j = bisect.bisect_left(taken, at + length + guard // 2)
+        return not (j and taken_ends[j - 1] + guard // 2 > at)
 
     def place(kind: ChimeKind, at: int, length: int) -> bool:
         if at >= 0 and at + length <= total and clear(at, length):
             placed.append(Chime(kind, at, length))
+            k = bisect.bisect_right(taken, at)
+            taken.insert(k, at)
+            taken_ends.insert(k, at + length)
             return True
         return False
 
@@ -608,38 +651,46 @@ def place_chimes(
 
 
 def on_grid(
-    events: list[Event], blocks: list[Block], gap: int, room: int, grid: int = GRID
+    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID, *,
+    at: int = 0,
 ) -> tuple[list[Event], list[Block]]:
-    """The events moved onto the frame grid: each starts at the first grid point at or after its
-    time, later still if the event before needs it to keep its speech and `gap` (never less
-    than it had; a hold's first words keep `room` for its start chime); lengths follow. No cue
-    moves by more than the grid unless tight cues chain, and the blocks (for the chimes) move
-    with their events."""
-    holds = {b.start for b in blocks if b.kind == "hold"}
-    moved: dict[int, int] = {}
-    starts: list[int] = []
-    at = 0
-    for event in events:
-        start = max(-(-event.start // grid) * grid, at)
-        moved[event.start] = start
-        starts.append(start)
-        keep = max(gap, room) if event.start in holds else gap
-        need = event.speech + min(keep, event.length - event.speech)
-        at = -(-(start + need) // grid) * grid
-    out: list[Event] = []
-    if events:
-        last = events[-1]
-        end = max(at, starts[-1] + -(-last.length // grid) * grid)
-        moved[last.end] = end
-        # Each event lasts until the next one starts (built once: a planner runs this for every
-        # candidate session `make` weighs, and dataclasses.replace costs more than the rest).
-        out = [Event(e.kind, e.text, e.exercise, start, following - start, e.speech)
-               for e, start, following in zip(events, starts, [*starts[1:], end], strict=True)]
+    """The cues, timed from `at`, moved onto the frame grid (see grid_starts) as events, each
+    lasting until the next one starts; the blocks (for the chimes) move with their cues."""
+    starts, end = grid_starts(cues, blocks, gap, room, grid, at=at)
+    moved = {cue.start: start for cue, start in zip(cues, starts, strict=True)}
+    if cues:
+        moved[cues[-1].start + cues[-1].length] = end
+    ends = [*starts[1:], end] if cues else []
+    out = [Event(c.kind, c.text, c.exercise, start, following - start, c.speech)
+           for c, start, following in zip(cues, starts, ends, strict=True)]
     shifted = [
         Block(b.kind, moved[b.start], moved[b.start] + (b.speech_end - b.start), moved[b.end])
         for b in blocks
     ]
     return out, shifted
+
+
+def grid_starts(
+    cues: Sequence[Cue], blocks: Sequence[Block], gap: int, room: int, grid: int = GRID, *,
+    at: int = 0,
+) -> tuple[list[int], int]:
+    """Where each cue (timed from `at`, as the blocks are) starts on the frame grid, and where
+    the last one ends: each at the first grid point at or after its time, later still if the cue
+    before needs it to keep its speech and `gap` (never less than it had; a hold's first words
+    keep `room` for its start chime). No cue moves by more than the grid unless tight cues
+    chain."""
+    holds = {b.start for b in blocks if b.kind == "hold"}
+    hold_keep = max(gap, room)
+    starts: list[int] = []
+    free = 0
+    for cue in cues:
+        start = max(-(-(at + cue.start) // grid) * grid, free)
+        starts.append(start)
+        keep = hold_keep if cue.start in holds else gap
+        need = cue.speech + min(keep, cue.length - cue.speech)
+        free = -(-(start + need) // grid) * grid
+    end = max(free, starts[-1] + -(-cues[-1].length // grid) * grid) if cues else free
+    return starts, end
 
 
 def _sentence(text: str) -> str:

@@ -4,6 +4,7 @@ the routine's own text."""
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import string
 import unicodedata
@@ -142,13 +143,19 @@ def counted(n: int, one: str, many: str | None = None) -> str:
 _ENDS = ".!?\u2026"
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(template: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
+    # A planner fills the same few templates thousands of times for each session `make` weighs.
+    return tuple(string.Formatter().parse(template))
+
+
 def fill(template: str, **values: object) -> str:
     """`template` with its fields filled in: the one place the coach's wording meets the routine's
     text. A value that already ends a sentence keeps its own mark, so "{name}." with "Twist." or
     "Feeling stiff?" reads "Twist." and "Feeling stiff?", never "Twist.." or "Feeling stiff?."."""
     out: list[str] = []
     ended = False
-    for literal, name, spec, _conversion in string.Formatter().parse(template):
+    for literal, name, spec, _conversion in _parsed(template):
         if ended and literal[:1] and literal[0] in _ENDS:
             literal = literal[1:]
         out.append(literal)
