@@ -38,10 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # pytest-xdist hands tests out in this order, the first ones round the workers in turn: a
-    # long test collected last would run alone while the other workers sit idle. The long ones
-    # go first, the shares of one long test dealt apart (the first share of each, then the
-    # second...) so that its shares do not all run at once; the short ones fill in around them.
+    # pytest-xdist hands tests out in this order as workers free up (scripts/test): a long test
+    # collected last would run alone while the other workers sit idle. The long ones go first,
+    # the shares of one long test dealt apart (the first share of each, then the second...) so
+    # that its shares do not all run at once; the short ones fill in around them.
     seen: dict[tuple[str, str], int] = {}
 
     def order(pair: tuple[int, pytest.Item]) -> tuple[int, int, int]:

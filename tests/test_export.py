@@ -17,6 +17,9 @@ from mutagen.mp3 import MP3, BitrateMode
 
 from helpers import decoded, rms
 
+#: One worker runs this module (pytest-xdist's loadgroup): its export (module-scoped) is made once.
+pytestmark = pytest.mark.xdist_group("export")
+
 ROUTINE = """\
 title: Test back routine
 source: A test article

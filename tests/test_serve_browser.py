@@ -30,7 +30,8 @@ MISSING = (f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; install Debian's chro
 if not Path(CHROMIUM).exists() and not os.environ.get(REQUIRE):
     pytest.skip(MISSING, allow_module_level=True)  # one line for the whole module
 #: A real browser against a real server: the slow lane's (seconds of start-up per module).
-pytestmark = pytest.mark.slow
+#: One worker runs this module (pytest-xdist's loadgroup): one browser and server serve it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}
 

@@ -34,6 +34,10 @@ from voicecoach.routine.model import Routine
 from voicecoach.speech import VoiceSettings, get_engine
 from voicecoach.storage.cache import ClipCache
 
+#: One worker runs this module (pytest-xdist's loadgroup): its exports (module-scoped) are made
+#: once.
+pytestmark = pytest.mark.xdist_group("sound")
+
 RATE = 22050
 
 #: Short and long cues side by side: "Go." next to a two-line sentence.

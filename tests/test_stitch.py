@@ -19,6 +19,10 @@ from voicecoach.export import stitch
 from voicecoach.export.tracks import ExportOptions, export_track
 from voicecoach.plan.timeline import GRID
 
+#: One worker runs this module (pytest-xdist's loadgroup): the five routines' exports and streams
+#: (module-scoped) are made once.
+pytestmark = pytest.mark.xdist_group("stitch")
+
 ROUTINES = sorted(Path("routines").glob("*.yaml"))
 SHIFT = stitch.ENCODER_DELAY + stitch.DECODER_DELAY  # a frame's first sample, in track time
 

@@ -33,6 +33,10 @@ from voicecoach.plan.timeline import build_plan
 from voicecoach.routine.durations import MAX_SECONDS, format_clock, format_duration, parse_duration
 from voicecoach.routine.loader import load_routine
 
+#: One worker runs this module (pytest-xdist's loadgroup): its measured baseline and its batch
+#: of bad files (module-scoped) are run once.
+pytestmark = pytest.mark.xdist_group("validate")
+
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad"
 GOOD = ROOT / "tests" / "data" / "good"
