@@ -192,6 +192,7 @@ def test_disk_full_leaves_no_temp_files(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cache_module.os, "replace", full)
+    monkeypatch.setattr(cache_module.os, "link", full)  # a rendered clip is linked into place
     clips = render_clips(engine, TEXTS[:2], VoiceSettings(), cache)
     assert all(clips.values())
     assert "No space left on device" in (cache.last_error or "")
@@ -221,3 +222,58 @@ def test_the_cache_stays_under_its_cap_removing_the_least_recently_used(tmp_path
     assert removed > 0 and total <= 75_000
     assert cache.get(keys[0]) == bytes([0]) * 10_000
     assert cache.get(keys[1]) is None  # the oldest unused ones went first
+
+
+# -- one clip per cue, whoever renders it ------------------------------------------------------
+
+
+def test_the_first_clip_stored_is_the_one_every_renderer_goes_on_with(tmp_path: Path,
+                                                                   monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cache = ClipCache(tmp_path)
+    first, second = b"\x01\x00" * 100, b"\x02\x00" * 101
+    assert cache.adopt("ab" * 32, first) == first
+    assert cache.adopt("ab" * 32, second) == first and cache.get("ab" * 32) == first
+    # A damaged entry is no clip to go on with: the new one replaces it.
+    path = cache.path("ab" * 32)
+    path.write_bytes(path.read_bytes()[:-1])
+    assert cache.adopt("ab" * 32, second) == second and cache.get("ab" * 32) == second
+    # A file system without hard links: the entry is replaced, as `put` does.
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(cache_module.os, "link", no_links)
+    assert cache.adopt("cd" * 32, first) == first and cache.get("cd" * 32) == first
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")], "temporaries left"
+
+
+_RENDER = """
+import json, sys
+from voicecoach.speech import VoiceSettings, get_engine, render_clips
+from voicecoach.storage.cache import ClipCache
+texts = json.loads(sys.argv[1])
+clips = render_clips(get_engine(None), texts, VoiceSettings(), ClipCache())
+print(json.dumps({t: len(clips[t]) for t in texts}))
+"""
+
+
+def test_processes_rendering_the_same_cues_at_once_time_them_alike(tmp_path: Path) -> None:
+    """espeak-ng renders a text a few samples differently after other texts: two processes that
+    render the same cues at once, one having spoken something else first, must still time every
+    cue alike, as every later run reading the cache does."""
+    import json
+    import subprocess
+    import sys
+
+    texts = [f"Hold the stretch for {n} breaths, then {word}." for n in range(2, 14)
+             for word in ("relax", "let go")]
+    env = {**os.environ, "VOICECOACH_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", _RENDER, json.dumps(order)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+            for order in (texts, ["A different opening sentence, said first.", *texts])]
+    lengths = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    later = json.loads(subprocess.run([sys.executable, "-c", _RENDER, json.dumps(texts)],
+                                      env=env, capture_output=True, text=True, check=True).stdout)
+    differ = {t: (lengths[0][t], lengths[1][t], later[t]) for t in texts
+              if not lengths[0][t] == lengths[1][t] == later[t]}
+    assert not differ, differ

@@ -28,6 +28,10 @@ from serve_support import SHORT, Server, answer_screening, routines_dir
 from voicecoach.audio.ffmpeg import decode_pcm
 from voicecoach.audio.pcm import SAMPLE_RATE
 
+#: One worker runs this module (pytest-xdist's loadgroup): its shared server (module-scoped)
+#: starts once.
+pytestmark = pytest.mark.xdist_group("serve")
+
 ROOT = Path(__file__).resolve().parents[1]
 PODCAST = "{https://podcastindex.org/namespace/1.0}"
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
@@ -578,6 +582,7 @@ def test_a_routine_file_changed_while_serving_is_served_as_it_is_now(tmp_path: P
         assert server.stop() == 130
 
 
+@pytest.mark.slow  # a server restarted (the fast lane has the shared one and the phone's)
 def test_guids_survive_a_restart_and_change_only_with_the_track(home: Path, server: Server) -> None:
     _, _, raw = server.get("feed")
     before = {i.findtext("title"): i.findtext("guid") for i in ET.fromstring(raw).iter("item")}

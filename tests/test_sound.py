@@ -123,22 +123,34 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
+EXPORT_RUNS = {
+    "plain": [],
+    "bed": ["--music", "music.mp3"],
+    "duck6": ["--music", "music.mp3", "--duck=-6", "--chimes", "off"],
+    "quiet": ["--loudness", "-20"],  # --volume is refused for export: levelling sets the level
+    "nochimes": ["--chimes", "off"],
+}
+
+
+class Exports(dict[str, Path]):
+    """The routine exported plain, with music, at -20 LUFS, with a quiet voice, chimes off: each
+    when a test first asks for it (the fast lane asks for fewer)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, name: str) -> Path:
+        done = run_cli("export", "r.yaml", "-o", f"{name}.mp3", "--quiet", *EXPORT_RUNS[name],
+                       cwd=self.folder)
+        assert done.returncode == 0, done.stderr
+        self[name] = self.folder / f"{name}.mp3"
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def exports(folder: Path) -> dict[str, Path]:
-    """The routine exported plain, with music, at -20 LUFS, with a quiet voice, chimes off."""
-    runs = {
-        "plain": [],
-        "bed": ["--music", "music.mp3"],
-        "duck6": ["--music", "music.mp3", "--duck=-6", "--chimes", "off"],
-        "quiet": ["--loudness", "-20"],  # --volume is refused for export: levelling sets the level
-        "nochimes": ["--chimes", "off"],
-    }
-    out = {}
-    for name, extra in runs.items():
-        done = run_cli("export", "r.yaml", "-o", f"{name}.mp3", "--quiet", *extra, cwd=folder)
-        assert done.returncode == 0, done.stderr
-        out[name] = folder / f"{name}.mp3"
-    return out
+    return Exports(folder)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +167,15 @@ def spans(plan: dict) -> list[tuple[float, float]]:
 # -- loudness ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "target"), [("plain", -16.0), ("bed", -16.0),
-                                              ("duck6", -16.0), ("quiet", -20.0)])
+#: The fast lane keeps one case of each sweep over the exports; the slow lane the others.
+def _others_slow(*cases: tuple[str, ...] | str) -> list[object]:
+    return [case if i == 0 else pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                                             marks=pytest.mark.slow)
+            for i, case in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("name", "target"), _others_slow(("plain", -16.0), ("bed", -16.0),
+                                                          ("duck6", -16.0), ("quiet", -20.0)))
 def test_track_meets_its_loudness_target_and_true_peak(exports: dict, name: str,
                                                        target: float) -> None:
     loudness, peak = ebur128("-i", str(exports[name]))
@@ -186,7 +205,7 @@ def test_quiet_voice_is_levelled_like_a_normal_one(exports: dict) -> None:
     assert np.abs(quiet).max() < 32000
 
 
-@pytest.mark.parametrize("name", ["plain", "bed", "quiet"])
+@pytest.mark.parametrize("name", _others_slow("plain", "bed", "quiet"))
 def test_no_cue_is_clipped(exports: dict, name: str) -> None:
     samples = decode(exports[name])
     hot = np.abs(samples) >= 32000
@@ -281,7 +300,7 @@ def test_countdown_ticks_are_an_option() -> None:
 # -- music ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "duck"), [("bed", -12.0), ("duck6", -6.0)])
+@pytest.mark.parametrize(("name", "duck"), _others_slow(("bed", -12.0), ("duck6", -6.0)))
 def test_music_ducks_under_every_cue_by_the_duck(exports: dict, plan: dict, name: str,
                                                  duck: float) -> None:
     samples = decode(exports[name])

@@ -87,6 +87,7 @@ def test_an_unchanged_export_is_answered_before_the_command_line_loads(tmp_path:
     assert out.startswith("Wrote r.mp3"), out
 
 
+@pytest.mark.slow  # export processes onto /dev/full, by both paths: an error-path sweep
 @pytest.mark.parametrize("way", ["remembered", "--force"])
 def test_an_answer_that_cannot_be_written_is_one_line(tmp_path: Path, way: str) -> None:
     """stdout on a full disk: the remembered answer fails as the full way does, in one line."""
@@ -186,6 +187,7 @@ def _forged(tmp_path: Path, monkeypatch, change) -> str | None:  # type: ignore[
         memo._write(name, kept)
 
 
+@pytest.mark.slow  # the memo's edge cases: the fast lane keeps its main path (above)
 def test_racy_files_are_checked_by_their_bytes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An edit in the same timestamp tick as the check keeps every stat field (forged here):
     a file changed within RACY_NS of the check is digested, so the edit is caught. Once the
@@ -209,6 +211,7 @@ def test_racy_files_are_checked_by_their_bytes(tmp_path: Path, monkeypatch) -> N
                    lambda r: same_stat(r, now + 2 * memo.RACY_NS)) == (said, "")
 
 
+@pytest.mark.slow  # the memo's edge cases: the fast lane keeps its main path (above)
 def test_history_and_engine_files_are_part_of_the_check(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "r.yaml").write_text(ROUTINE, encoding="utf-8")
     _run(["export", "r.yaml", "-o", "r.mp3"], tmp_path)
@@ -221,6 +224,7 @@ def test_history_and_engine_files_are_part_of_the_check(tmp_path: Path, monkeypa
     assert _forged(tmp_path, monkeypatch, lambda r: r["engine"][0][1].__setitem__(1, 0)) is None
 
 
+@pytest.mark.slow  # the whole library exported (the fast lane's unchanged exports are above)
 def test_export_all_unchanged_repeats_its_notices_without_loading_the_model(tmp_path: Path) -> None:
     """`export --all` with the screening unanswered tells a note per cracking routine: the
     answer from memory tells them too, on stderr, as the full run does."""

@@ -35,7 +35,7 @@ def render_clips(
             # Nothing left to say (a cue of emoji alone) is a clip of no length.
             pcm = engine.synthesize(spoken, settings) if spoken else b""
             if cache is not None:
-                cache.put(key, pcm)
+                pcm = cache.adopt(key, pcm)
         clips[text] = pcm
         if on_progress is not None:
             on_progress(done, len(unique))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -130,6 +131,35 @@ class ClipCache:
             self.prune()
         return True
 
+    def adopt(self, key: str, pcm: bytes) -> bytes:
+        """Store a freshly rendered clip unless the cache already holds a sound one under key,
+        and return the clip the cache holds. An engine never renders a text the same way twice
+        (espeak-ng's clips differ by a few samples), so processes rendering one cue at once all
+        go on with the clip that was kept first: their timings agree with each other and with
+        every later run that reads it."""
+        if not self.enabled:
+            return pcm
+        path = self.path(key)
+        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(pcm), _digest(pcm))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stored = _write_first(path, header + pcm)
+        except OSError as exc:
+            self.last_error = f"cannot write the clip cache in {self.directory}: {exc}"
+            log.debug(self.last_error)
+            return pcm
+        if not stored:
+            kept = self.get(key)
+            if kept is not None:
+                return kept
+            self.put(key, pcm)  # the one there was damaged (and is gone): ours replaces it
+            return pcm
+        self._written += len(pcm)
+        if self._written >= self.max_bytes // 8:
+            self._written = 0
+            self.prune()
+        return pcm
+
     def prune(self) -> int:
         """Keep the cache under max_bytes: the least recently used entries go first, down to
         three quarters of the cap. Returns how many bytes were removed."""
@@ -178,6 +208,35 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.unlink(temp)
         raise
 
+
+def _write_first(path: Path, data: bytes) -> bool:
+    """Write `path` whole unless it exists (False then): a temporary linked into place, which
+    fails when another process's entry got there first. Where hard links are not supported,
+    the temporary replaces the entry."""
+    if path.parent not in _swept:
+        _swept.add(path.parent)
+        remove_stale(path.parent)
+    temp = temp_path(path)
+    try:
+        with open(temp, "xb") as file:
+            file.write(data)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            os.replace(temp, path)
+            return True
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+
+
+#: What os.link raises on a file system without hard links (FAT, some network shares).
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 #: Shard folders already swept for stale temporaries by this process.
 _swept: set[Path] = set()
