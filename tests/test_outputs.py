@@ -130,11 +130,14 @@ def test_dash_writes_a_complete_mp3_to_a_pipe(tmp_path: Path) -> None:
     """`-o -`: the MP3 (made seekable first, so it has its Xing header and chapters) goes to
     stdout; what came through the pipe decodes to the same samples as the file export."""
     _prepare(tmp_path, None)
-    piped = _cli(tmp_path, "export", "r.yaml", "-o", "-", "-q")
+    # A cache of its own: the two exports must speak from the same clips, which no other test's
+    # process may replace in between (seen once in about ten fast-lane runs: 382 apart).
+    env = {**os.environ, "VOICECOACH_CACHE_DIR": str(tmp_path / "cache")}
+    piped = _cli(tmp_path, "export", "r.yaml", "-o", "-", "-q", env=env)
     assert piped.returncode == 0, piped.stderr.decode()
     assert piped.stderr.decode().startswith("Wrote MP3 to standard output")
     (tmp_path / "piped.mp3").write_bytes(piped.stdout)
-    made = _cli(tmp_path, "export", "r.yaml", "-o", "file.mp3", "-q")
+    made = _cli(tmp_path, "export", "r.yaml", "-o", "file.mp3", "-q", env=env)
     assert made.returncode == 0, made.stderr.decode()
     from_pipe, from_file = decoded(tmp_path / "piped.mp3"), decoded(tmp_path / "file.mp3")
     assert len(from_pipe) == len(from_file) > SAMPLE_RATE
