@@ -23,10 +23,22 @@ find_python() {
 # venv_python DIR: the interpreter of the virtual environment DIR, created if missing.
 venv_python() {
   local dir="$1" py
+  # A folder without the mark was cut short while it was made (Ctrl-C inside ensurepip leaves
+  # no pip): made again, rather than failing on every later run.
+  if [ -d "$dir" ] && [ ! -f "$dir/.voicecoach-venv" ]; then
+    if "$dir/bin/python" -m pip --version >/dev/null 2>&1 \
+        || "$dir/Scripts/python.exe" -m pip --version >/dev/null 2>&1; then
+      touch "$dir/.voicecoach-venv"  # made whole before the mark existed
+    else
+      echo "${dir#"$ROOT"/} was left unfinished; making it again" >&2
+      rm -rf "$dir"
+    fi
+  fi
   if [ ! -x "$dir/bin/python" ] && [ ! -x "$dir/Scripts/python.exe" ]; then
     py="$(find_python)"
     echo "Creating ${dir#"$ROOT"/} with $("$py" --version 2>&1)" >&2
     "$py" -m venv "$dir" >&2
+    touch "$dir/.voicecoach-venv"
   fi
   if [ -x "$dir/bin/python" ]; then echo "$dir/bin/python"; else echo "$dir/Scripts/python.exe"; fi
 }

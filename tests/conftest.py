@@ -26,7 +26,12 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # One seed for the whole run (workers and subprocesses inherit it), so a failure names the
     # seed that reproduces it: VOICECOACH_TEST_SEED=N scripts/test ...
-    os.environ.setdefault("VOICECOACH_TEST_SEED", str(random.SystemRandom().randrange(10**6)))
+    seed = os.environ.get("VOICECOACH_TEST_SEED") or str(random.SystemRandom().randrange(10**6))
+    try:
+        os.environ["VOICECOACH_TEST_SEED"] = str(int(seed))
+    except ValueError:
+        raise pytest.UsageError(f"VOICECOACH_TEST_SEED={seed!r} is not a whole number: give "
+                                "one (e.g. the one a failed run printed), or unset it") from None
     # Set before any test (and inherited by every subprocess a test starts). The clip cache is
     # shared by the workers of one run (it is safe for concurrent use, and speech is then
     # rendered once); each worker keeps its own history.
@@ -60,8 +65,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if not _WORKER:
-        shutil.rmtree(Path(os.environ["VOICECOACH_TEST_CACHE"]), ignore_errors=True)
+    cache = os.environ.get("VOICECOACH_TEST_CACHE")  # unset when configure refused the seed
+    if not _WORKER and cache:
+        shutil.rmtree(Path(cache), ignore_errors=True)
     shutil.rmtree(_private, ignore_errors=True)
 
 

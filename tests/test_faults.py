@@ -148,7 +148,7 @@ class CleanRuns(dict[str, Clean]):
         return self[engine]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept while the long tests' shares and others take turns
 def clean_runs(tmp_path_factory: pytest.TempPathFactory) -> CleanRuns:
     return CleanRuns(tmp_path_factory)
 

@@ -42,13 +42,13 @@ MOST_OF_ONE = 0.45
 SEVERAL = 6
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept while the long tests' shares and others take turns
 def measure():  # type: ignore[no-untyped-def]
     # The run's private cache (conftest) is shared by every test, so each cue is spoken once.
     return today.speech_measure(get_engine(None), VoiceSettings(), ClipCache())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept while the long tests' shares and others take turns
 def library():  # type: ignore[no-untyped-def]
     return {e.key: e for e in today.library()}
 

@@ -131,6 +131,9 @@ _C = typing.TypeVar("_C")
 
 def _range_of(param: object) -> str:
     low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is None or high is None:  # older typer: click's range type holds it
+        kind = getattr(param, "type", None)
+        low, high = getattr(kind, "min", None), getattr(kind, "max", None)
     if low is None or high is None:
         opts = getattr(param, "opts", ())
         found = next(filter(None, map(coach.option_range, opts)), None)
@@ -141,10 +144,22 @@ def _range_of(param: object) -> str:
     return f" from {low:g} to {high:g}"
 
 
-def _is_number(param: object) -> bool:
-    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    return kind in (int, float) or bool(
-        set(typing.get_args(kind)) & {int, float})
+#: click's names for its number types: typer before 0.20 hands click's own parameters over.
+_CLICK_NUMBERS = {"integer", "float", "integer range", "float range"}
+
+
+def is_number(param: object) -> bool:
+    """Whether a command's parameter takes a number, on every typer the package allows: newer
+    typer describes each parameter's annotation, older typer gives click's typed parameters.
+    A parameter that is neither is an API this does not know: an error, not a silent no."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        kind = descriptor.annotation
+        return kind in (int, float) or bool(set(typing.get_args(kind)) & {int, float})
+    click_type = getattr(param, "type", None)
+    if click_type is None:
+        raise TypeError(f"cannot tell what {param!r} takes: an unknown typer")
+    return getattr(click_type, "name", "") in _CLICK_NUMBERS
 
 
 def finite_numbers(command: _C) -> _C:
@@ -153,6 +168,6 @@ def finite_numbers(command: _C) -> _C:
     for sub in getattr(command, "commands", {}).values():
         finite_numbers(sub)
     for param in typing.cast(typing.Any, command).params:
-        if _is_number(param):
+        if is_number(param):
             param.process_value = functools.partial(_finite_then, param)
     return command
