@@ -313,6 +313,10 @@ def _prepare_lazy(routine: Routine, options: PlanOptions, engine: Engine,
                 pcm = cache.get(key)
                 head = None if pcm is None else (
                     len(pcm), hashlib.blake2b(pcm, digest_size=16).hexdigest())
+                if pcm is not None:
+                    # Kept as read: the retry must not go back to an entry that another
+                    # process may prune or replace before the track is made.
+                    fresh.add(text, pcm)
             else:
                 head = cache.peek(key)
             if head is None:
