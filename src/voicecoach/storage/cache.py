@@ -192,27 +192,20 @@ def _verified(data: bytes) -> bytes | None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    # A temp file in the same dir, then rename: readers see the old entry or the whole
-    # new one, never a partial file, even with several voicecoach processes at once. The
-    # temporary carries its owner's pid, so one left by a killed process is removed later.
-    if path.parent not in _swept:
-        _swept.add(path.parent)
-        remove_stale(path.parent)
-    temp = temp_path(path)
-    try:
-        with open(temp, "xb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    _write(path, data, replace=True)
 
 
 def _write_first(path: Path, data: bytes) -> bool:
-    """Write `path` whole unless it exists (False then): a temporary linked into place, which
-    fails when another process's entry got there first. Where hard links are not supported,
-    the temporary replaces the entry."""
+    """Write `path` whole unless it exists (False then)."""
+    return _write(path, data, replace=False)
+
+
+def _write(path: Path, data: bytes, *, replace: bool) -> bool:
+    # A temp file in the same dir, then rename (or, for `replace=False`, a hard link, which
+    # fails when another process's entry got there first): readers see the old entry or the
+    # whole new one, never a partial file, even with several voicecoach processes at once. The
+    # temporary carries its owner's pid, so one left by a killed process is removed later.
+    # Where hard links are not supported, the temporary replaces the entry.
     if path.parent not in _swept:
         _swept.add(path.parent)
         remove_stale(path.parent)
@@ -220,15 +213,16 @@ def _write_first(path: Path, data: bytes) -> bool:
     try:
         with open(temp, "xb") as file:
             file.write(data)
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in _NO_LINKS:
-                raise
-            os.replace(temp, path)
-            return True
+        if not replace:
+            try:
+                os.link(temp, path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+        os.replace(temp, path)
         return True
     finally:
         with contextlib.suppress(OSError):
