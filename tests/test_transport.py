@@ -80,7 +80,11 @@ class Rig:
         left = None if seconds is None else round(seconds * self.plan.rate)
         while not self.t.done and (left is None or left > 0):
             n = PERIOD if left is None else min(PERIOD, left)
-            self.out.frombytes(self.t.fill(n, self.now))
+            pcm = self.t.fill(n, self.now)
+            # The device gets exactly what it asked for, whatever the transport is doing: a
+            # short buffer would shift every later cue against the clock.
+            assert len(pcm) == 2 * n, (len(pcm), n, self.t.position)
+            self.out.frombytes(pcm)
             self.now += n / self.plan.rate
             if left is not None:
                 left -= n

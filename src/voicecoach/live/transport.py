@@ -391,7 +391,9 @@ class Transport:
             if self._gain_now != self._gain:
                 k = min(k, self._fade)
             pcm = self._from_insert(k, at, may_start=not leaving)
-            if pcm is None:
+            if pcm is not None:
+                k = frames(pcm)  # the repeated cue may end inside this segment
+            else:
                 if self._insert_at is not None and not leaving:
                     k = min(k, self._insert_at - self._pos)
                 pcm, ended = self._take(k)
