@@ -6,6 +6,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 REQ="$ROOT/requirements"
 
+# One set-up at a time per clone: two runs started together (scripts/test twice, or the demo and
+# the tests) would create and fill the same virtual environment at once. The lock is released by
+# setup_done, before the real work, so the runs themselves go on side by side. Where flock is
+# missing (macOS), runs are not serialised.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$ROOT/.voicecoach-setup.lock"
+  if ! flock -n 9; then
+    echo "waiting for another voicecoach set-up in this folder to finish ..." >&2
+    flock 9
+  fi
+fi
+setup_done() {
+  exec 9>&-
+}
+
 find_python() {
   local cand
   for cand in "${PYTHON:-}" python3.13 python3.12 python3.11 python3 python; do
@@ -64,14 +79,24 @@ uv_in() {
   echo "$uv"
 }
 
-# install_locked VENV_PYTHON LOCK: exactly the locked versions (checked against their hashes),
-# then the project itself without resolving again. Skipped when neither the lock nor
-# pyproject.toml changed since the last install into this environment.
+lock_digest() {  # VENV_PYTHON LOCK: what an install from LOCK with this pyproject.toml is stamped
+  cat "$2" pyproject.toml | "$1" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
+}
+
+# install_locked VENV_PYTHON LOCK [SUPERSET]: exactly the locked versions (checked against their
+# hashes), then the project itself without resolving again. Skipped when neither the lock nor
+# pyproject.toml changed since the last install into this environment, or when the environment
+# holds SUPERSET, a lock that pins LOCK's packages to the same versions (scripts/lock makes
+# run.lock a subset of test.lock): the demo then leaves the test tools where they are.
 install_locked() {
-  local vpy="$1" lock="$2" stamp uv want
+  local vpy="$1" lock="$2" superset="${3:-}" stamp uv want have=""
   stamp="$(dirname "$(dirname "$vpy")")/.voicecoach-installed"
-  want="$(cat "$lock" pyproject.toml | "$vpy" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  want="$(lock_digest "$vpy" "$lock")"
+  [ -f "$stamp" ] && have="$(cat "$stamp")"
+  if [ "$have" = "$want" ]; then
+    return 0
+  fi
+  if [ -n "$superset" ] && [ -n "$have" ] && [ "$have" = "$(lock_digest "$vpy" "$superset")" ]; then
     return 0
   fi
   echo "Installing voicecoach and the locked packages of ${lock#"$ROOT"/} ..." >&2

@@ -277,3 +277,57 @@ def test_processes_rendering_the_same_cues_at_once_time_them_alike(tmp_path: Pat
     differ = {t: (lengths[0][t], lengths[1][t], later[t]) for t in texts
               if not lengths[0][t] == lengths[1][t] == later[t]}
     assert not differ, differ
+
+
+RETRY_ROUTINE = """\
+title: Retry
+cautions: ["Stop if it hurts."]
+defaults: {rest: 2s, countdown: 0}
+exercises:
+  - name: Arms up
+    hold: 2s
+  - name: Knees in
+    hold: 2s
+"""
+
+
+def test_a_checked_retry_makes_the_track_from_the_clips_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a stale header, an export is made again from clips read and checked one by one.
+    The cache is shared and capped: another process may prune or replace any entry between that
+    read and the encoding. The retry makes the track from what it read and timed, never from a
+    second visit to the cache (the clip spoken again would differ from the plan: an escaped
+    StaleHeaders, seen as `internal error` after a full disk in the --oldest lane)."""
+    from voicecoach import coach, speech
+    from voicecoach.audio.ffmpeg import decode_pcm
+    from voicecoach.audio.pcm import frames
+    from voicecoach.export.tracks import ExportOptions, export_track
+
+    monkeypatch.setenv("VOICECOACH_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "r.yaml").write_text(RETRY_ROUTINE, encoding="utf-8")
+    routine = coach.load(tmp_path / "r.yaml")
+    settings = coach.Settings()
+    decision = coach.decide(routine, settings)
+    with coach.render(decision, settings) as warm:  # every clip cached, as a first export leaves
+        total = warm.audio.plan.total
+    spoken_again: list[str] = []
+    real = speech.render_clips
+
+    def other_process_speaks(engine, texts, voice, cache, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Speech made after the read differs (as espeak-ng's does by a few samples).
+        spoken_again.extend(texts)
+        return {t: pcm + bytes(4) for t, pcm in real(engine, texts, voice, cache,
+                                                     *args, **kwargs).items()}
+
+    with coach.render(decision, settings, lazy="checked") as session:
+        # Between the read and the encoding, another process prunes the whole cache, and
+        # anything spoken from here on comes out different.
+        for entry in (tmp_path / "cache").rglob("*"):
+            if entry.is_file():
+                entry.unlink()
+        monkeypatch.setattr(speech, "render_clips", other_process_speaks)
+        track = export_track(routine, session.audio, tmp_path / "out.mp3", ExportOptions())
+    assert not spoken_again
+    assert track.duration == pytest.approx(total / session.audio.plan.rate)
+    assert frames(decode_pcm(tmp_path / "out.mp3")) == total

@@ -329,8 +329,8 @@ def sweep(count: int, clean: dict[str, Clean], tmp_path: Path,
 
 
 def test_interrupted_exports_keep_only_complete_work(clean_runs: dict, tmp_path: Path) -> None:
-    """The fast lane's share of the storm below: one moment of one engine (both a different
-    one each run), so one clean export is made rather than one per engine."""
+    """The storm below in small: one moment of one engine (both a different one each run), so
+    one clean export is made rather than one per engine."""
     sweep(1, clean_runs, tmp_path, (random.Random(SEED).choice(ENGINES),))
 
 
@@ -347,11 +347,11 @@ def test_interruption_storm_over_every_stage_and_both_engines(clean_runs: dict, 
     sweep(STORM, clean_runs, tmp_path, part=(share, SHARES))
 
 
-@pytest.mark.parametrize("attempts", [2, pytest.param(8, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("attempts", [2, 8])
 def test_sigkill_never_leaves_a_partial_file_and_the_next_run_cleans_up(workdir: dict,
                                                                        attempts: int) -> None:
-    """The fast lane kills twice (once mid-encode); the slow lane eight times, and requires that
-    a kill landed mid-encode so that the next run's clean-up was exercised."""
+    """Two kills (once mid-encode), then eight, of which one must land mid-encode so that the
+    next run's clean-up was exercised."""
     folder: Path = workdir["folder"]  # type: ignore[assignment]
     dest = folder / f"killed-{attempts}.mp3"
     rng = random.Random(SEED)
@@ -667,9 +667,7 @@ def test_an_interrupted_split_leaves_the_old_set_or_the_new_one(
     assert not problems, f"seed {seed}:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("there", [
-    # Two clean split exports first (split_sets): the fast lane keeps the user's file.
-    pytest.param("another routine's parts", marks=pytest.mark.slow), "a file of the user's"])
+@pytest.mark.parametrize("there", ["another routine's parts", "a file of the user's"])
 def test_split_never_replaces_what_is_not_its_own_set(
     there: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

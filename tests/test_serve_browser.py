@@ -87,7 +87,7 @@ def _wait(page: Any, condition: str, timeout: float = 30) -> None:
     page.wait_for_function(condition, timeout=timeout * 1000)
 
 
-@pytest.mark.slow  # the fast lane's browser test: tapping a chapter (below)
+@pytest.mark.slow
 def test_the_shown_cue_follows_the_audio(browser: Any, server: Server) -> None:
     page = _open(browser, server, "five-minute-back")
     events = page.evaluate("window.voicecoach.track.events")
@@ -152,7 +152,7 @@ if (navigator.mediaSession) {
 """
 
 
-@pytest.mark.slow  # the fast lane's browser test: tapping a chapter (above)
+@pytest.mark.slow
 def test_media_session_shows_the_exercise_and_skips_between_them(browser: Any,
                                                                  server: Server) -> None:
     page = _open(browser, server, "five-minute-back", init=RECORD_HANDLERS)
