@@ -47,6 +47,7 @@ class Server:
         self.proc: subprocess.Popen[str] | None = None
         self.stderr: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
+        self._err_reader: threading.Thread | None = None
 
     def start(self, timeout: float = 60) -> Server:
         self.stderr = []
@@ -54,7 +55,8 @@ class Server:
             [sys.executable, "-m", "voicecoach", "serve", "--host", "127.0.0.1", "--port", "0",
              "--json", *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
         first = self._first_line(timeout)
         listening = json.loads(first)
         self.url: str = listening["url"]
@@ -108,6 +110,10 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            # Its last lines ("stopped") are read once the pipe ends: the process having
+            # exited does not mean the reader has them yet.
+            if self._err_reader is not None:
+                self._err_reader.join(timeout=10)
 
     @property
     def log(self) -> str:

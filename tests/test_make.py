@@ -252,8 +252,12 @@ def _property(n: int, tmp_path: Path, library, measure, share: int | str) -> Non
             raise AssertionError(
                 f"request {i} of share {share} failed with VOICECOACH_TEST_SEED={seed}: {exc}"
             ) from None
-    if n >= 50:  # a share is only a claim over many requests: 8 can all ask the impossible
-        assert outcomes.count("made") >= n // 3, (outcomes, seed)
+    if n >= 50:
+        # The requests must mostly be ones a session can be made for, or the sweep proves
+        # little. About 46% are (shares of 50 over 40 seeds: 17-35 made), so a third would fail
+        # one share in ten by chance; a tenth fails by chance less than once in 10^6 shares even
+        # at a 40% rate, and still catches a generator that only asks the impossible.
+        assert outcomes.count("made") >= n // 10, (outcomes, seed)
 
 
 def test_random_requests_make_valid_sessions_or_say_why(tmp_path: Path, library, measure) -> None:  # type: ignore[no-untyped-def]
