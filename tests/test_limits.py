@@ -21,7 +21,10 @@ from voicecoach.safety.history import History, SessionRecord
 from voicecoach.safety.rules import QUESTIONS, Screening, assess
 
 #: 18:00 local time today: far enough from midnight for an hour's wait to stay on the same day.
-EVENING = _dt.datetime.combine(_dt.date.today(), _dt.time(18)).timestamp()
+#: DAY is EVENING's day, not the clock's: a run that crosses midnight after collection would
+#: otherwise plan tomorrow's session at today's evening, with every wait and count over.
+DAY = _dt.date.today()
+EVENING = _dt.datetime.combine(DAY, _dt.time(18)).timestamp()
 ALL_NO = Screening({q.key: False for q in QUESTIONS})
 
 
@@ -64,11 +67,11 @@ def test_a_move_done_in_one_routine_is_limited_in_another(
     assert [(e.exercise, e.code) for e in decided.excluded] == [("Seated  Twist", WAIT)]
     # ... and `make` composing from both routines: the same reason, by the same reading.
     facts = compose.Facts(now=EVENING, done=tuple(history.done_since(EVENING - 86400)))
-    request = compose.Request(minutes=5, day=_dt.date.today())
+    request = compose.Request(minutes=5, day=DAY)
     _, left_out, _ = compose.eligible(compose.entries([b]), request, facts)
     assert left_out == [("Seated  Twist", left.reason)]
     # Tomorrow (planned from its start) the daily count is new and the hour has passed.
-    tomorrow = _dt.date.today() + _dt.timedelta(days=1)
+    tomorrow = DAY + _dt.timedelta(days=1)
     facts = today.facts(tomorrow, history, ALL_NO, now=EVENING)
     _, left_out, _ = compose.eligible(compose.entries([b]), compose.Request(5, tomorrow), facts)
     assert not left_out
@@ -83,7 +86,7 @@ def test_make_leaves_out_a_bundled_move_done_in_another_session(tmp_path: Path) 
     history = History(tmp_path / "data")
     history.record(SessionRecord(source.id, source.title, "live", EVENING - 1860, EVENING - 1800,
                                  True, 60.0, tuple(ex.name for ex in limited)))
-    request = compose.Request(minutes=10, day=_dt.date.today(), i_understand=True,
+    request = compose.Request(minutes=10, day=DAY, i_understand=True,
                               equipment=tuple(sorted({e for ex in source.exercises
                                                       for e in ex.equipment or ()})))
     made = today.make(request, estimate_speech(), history=history, screening=ALL_NO, now=EVENING)
