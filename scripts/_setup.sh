@@ -2,6 +2,8 @@
 # voicecoach installed from the committed lock. Sourced, not run. Needs only Python 3.11-3.13 on
 # the machine: espeak-ng and ffmpeg come from PyPI wheels.
 set -euo pipefail
+# A failure inside $(...) stops the script too (bash 4.4+; macOS's bash 3.2 has no such option).
+shopt -s inherit_errexit 2>/dev/null || true
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 REQ="$ROOT/requirements"
@@ -50,9 +52,13 @@ venv_python() {
     fi
   fi
   if [ ! -x "$dir/bin/python" ] && [ ! -x "$dir/Scripts/python.exe" ]; then
-    py="$(find_python)"
+    py="$(find_python)" || return 1
     echo "Creating ${dir#"$ROOT"/} with $("$py" --version 2>&1)" >&2
-    "$py" -m venv "$dir" >&2
+    if ! "$py" -m venv "$dir" >&2; then
+      rm -rf "$dir"
+      echo "could not create ${dir#"$ROOT"/} (on Debian and Ubuntu: apt install python3-venv)" >&2
+      return 1
+    fi
     touch "$dir/.voicecoach-venv"
   fi
   if [ -x "$dir/bin/python" ]; then echo "$dir/bin/python"; else echo "$dir/Scripts/python.exe"; fi
@@ -64,11 +70,12 @@ uv_in() {
   local vpy="$1" uv
   uv="$(dirname "$vpy")/uv"
   [ -x "$uv" ] || uv="$uv.exe"
-  if [ ! -x "$uv" ]; then
+  # A uv that does not run (its install was cut short) is installed again.
+  if ! "$uv" --version >/dev/null 2>&1; then
     # (pip's notes about this machine's unused local package folders are not news to the user)
     local out
     if ! out="$("$vpy" -m pip install --quiet --disable-pip-version-check --require-hashes \
-        --no-deps -r "$REQ/uv.lock" 2>&1)"; then
+        --force-reinstall --no-deps -r "$REQ/uv.lock" 2>&1)"; then
       echo "$out" | grep -v "is ignored: it is neither" >&2
       echo "could not install uv from requirements/uv.lock" >&2
       return 1
@@ -83,29 +90,42 @@ lock_digest() {  # VENV_PYTHON LOCK: what an install from LOCK with this pyproje
   cat "$2" pyproject.toml | "$1" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
 
-# install_locked VENV_PYTHON LOCK [SUPERSET]: exactly the locked versions (checked against their
+# install_locked VENV_PYTHON LOCK [keep]: exactly the locked versions (checked against their
 # hashes), then the project itself without resolving again. Skipped when neither the lock nor
-# pyproject.toml changed since the last install into this environment, or when the environment
-# holds SUPERSET, a lock that pins LOCK's packages to the same versions (scripts/lock makes
-# run.lock a subset of test.lock): the demo then leaves the test tools where they are.
+# pyproject.toml changed since the last install into this environment. "keep" installs LOCK's
+# pins without removing other packages (the demo: a test set-up's tools stay; run.lock pins
+# the same versions as test.lock); otherwise the environment holds exactly LOCK.
 install_locked() {
-  local vpy="$1" lock="$2" superset="${3:-}" stamp uv want have=""
+  local vpy="$1" lock="$2" mode="${3:-sync}" stamp begun uv want have="" again=()
   stamp="$(dirname "$(dirname "$vpy")")/.voicecoach-installed"
+  begun="$(dirname "$(dirname "$vpy")")/.voicecoach-installing"
   want="$(lock_digest "$vpy" "$lock")"
   [ -f "$stamp" ] && have="$(cat "$stamp")"
-  if [ "$have" = "$want" ]; then
+  if [ "$have" = "$want" ] && [ ! -f "$begun" ]; then
     return 0
   fi
-  if [ -n "$superset" ] && [ -n "$have" ] && [ "$have" = "$(lock_digest "$vpy" "$superset")" ]; then
-    return 0
+  # An install cut short (Ctrl-C) leaves packages whose files are partly missing but whose
+  # records say installed: the next install then puts every package in again.
+  if [ -f "$begun" ]; then
+    echo "the last install into ${begun%/*} was cut short: installing every package again" >&2
+    again=(--reinstall)
   fi
+  rm -f "$stamp"
+  touch "$begun"
   echo "Installing voicecoach and the locked packages of ${lock#"$ROOT"/} ..." >&2
   uv="$(uv_in "$vpy")"
   # Compiled now, as pip does: a module first compiled under `python -W error` (as a test does)
   # would turn a library's own invalid escape sequences into errors.
-  "$uv" pip sync --quiet --python "$vpy" --require-hashes --compile-bytecode "$lock" >&2
+  if [ "$mode" = keep ]; then
+    "$uv" pip install --quiet --python "$vpy" --require-hashes --no-deps --compile-bytecode \
+      ${again[@]+"${again[@]}"} -r "$lock" >&2
+  else
+    "$uv" pip sync --quiet --python "$vpy" --require-hashes --compile-bytecode \
+      ${again[@]+"${again[@]}"} "$lock" >&2
+  fi
   "$uv" pip install --quiet --python "$vpy" --no-deps --no-build-isolation -e . >&2
   echo "$want" >"$stamp"
+  rm -f "$begun"
 }
 
 # install_resolved VENV_PYTHON RESOLUTION: a fresh resolution of pyproject.toml's ranges

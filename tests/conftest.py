@@ -65,9 +65,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    cache = os.environ.get("VOICECOACH_TEST_CACHE")  # unset when configure refused the seed
-    if not _WORKER and cache:
-        shutil.rmtree(Path(cache), ignore_errors=True)
+    # The run's shared cache is in the controller's private folder, so it goes with it; a
+    # VOICECOACH_TEST_CACHE given from outside is someone's folder and is left alone.
     shutil.rmtree(_private, ignore_errors=True)
 
 

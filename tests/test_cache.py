@@ -224,6 +224,30 @@ def test_the_cache_stays_under_its_cap_removing_the_least_recently_used(tmp_path
     assert cache.get(keys[1]) is None  # the oldest unused ones went first
 
 
+def test_pruning_goes_on_when_another_process_removes_folders_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every shard folder vanishes just before this process lists it (another process pruned
+    it, or the user cleared the cache): pruning is then simply nothing left to do, never a
+    fault that fails the export writing the entry."""
+    import shutil
+
+    cache = ClipCache(tmp_path, max_bytes=50_000)
+    keys = [f"{i:02x}" + "0" * 62 for i in range(12)]
+    for i, key in enumerate(keys):
+        assert cache.put(key, bytes([i]) * 10_000)
+    listing = cache_module._listing
+
+    def vanishing(folder: Path) -> list[os.DirEntry[str]]:
+        if folder != tmp_path:
+            shutil.rmtree(folder, ignore_errors=True)
+        return listing(folder)
+
+    monkeypatch.setattr(cache_module, "_listing", vanishing)
+    assert cache.prune() == 0
+    assert cache.put("ff" + "0" * 62, b"x" * 10_000)  # and writing goes on
+
+
 # -- one clip per cue, whoever renders it ------------------------------------------------------
 
 

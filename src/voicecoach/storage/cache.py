@@ -164,10 +164,16 @@ class ClipCache:
         """Keep the cache under max_bytes: the least recently used entries go first, down to
         three quarters of the cap. Returns how many bytes were removed."""
         entries = []
-        for entry in self.directory.glob("??/*.pcm"):
-            with contextlib.suppress(OSError):
-                stat = entry.stat()
-                entries.append((stat.st_mtime, stat.st_size, entry))
+        # Listed folder by folder: another process may prune (or a user delete) any of them
+        # meanwhile, which is no fault of this one's (Path.glob raises for a vanished folder).
+        for shard in _listing(self.directory):
+            if len(shard.name) != 2:  # "??": not a folder is simply no listing
+                continue
+            for found in _listing(Path(shard.path)):
+                if found.name.endswith(".pcm"):
+                    with contextlib.suppress(OSError):
+                        stat = found.stat()
+                        entries.append((stat.st_mtime, stat.st_size, Path(found.path)))
         total = sum(size for _, size, _ in entries)
         if total <= self.max_bytes:
             return 0
@@ -179,6 +185,15 @@ class ClipCache:
                 entry.unlink()
                 removed += size
         return removed
+
+
+def _listing(folder: Path) -> list[os.DirEntry[str]]:
+    """A folder's entries, or none if it cannot be read (gone, or not a folder)."""
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except OSError:
+        return []
 
 
 def _verified(data: bytes) -> bytes | None:
